@@ -28,4 +28,8 @@ int path_open_file(int root_fd, const char *rel, struct stat *st);
  * 404 no such file, 403 outside the root / not regular / denied, 500 else. */
 int path_error_code(int neg_errno);
 
+/* For tests: ON forces the symlink-refusing walk that path_open uses on
+ * kernels without openat2; 0 goes back to openat2 where available. */
+void path_force_fallback(int on);
+
 #endif

@@ -75,11 +75,12 @@ static void signal_cb(uv_signal_t *handle, int signum)
 			log_error("reload: %s is not valid; keeping the old "
 				  "configuration", server.cfg->file);
 			/* logrotate still needs the log reopened. */
-			if (translog_open(server.cfg->transfer_log,
-					  server.cfg->log_format) < 0)
+			int rc = translog_open(server.cfg->transfer_log,
+					       server.cfg->log_format);
+			if (rc < 0)
 				log_error("cannot reopen transfer log %s: %s",
 					  server.cfg->transfer_log,
-					  strerror(errno));
+					  strerror(-rc));
 			return;
 		}
 		server_reload(&server, cfg);

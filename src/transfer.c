@@ -39,6 +39,16 @@ void transfer_log(struct conn *c, struct transfer *t, int status,
 	if (t->logged)
 		return;
 	t->logged = true;
+	/* A buffer cut mid-write is partly in the kernel already: count what
+	 * left the write queue, so bytes= matches what the client got. */
+	if (t->buf_state[t->next_write] == BUF_WRITING && !t->header_writing) {
+		size_t fill = t->buf_fill[t->next_write];
+		size_t queued =
+			uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+
+		t->sent += fill - (queued < fill ? queued : fill);
+		t->buf_state[t->next_write] = BUF_FREE;
+	}
 	memset(&r, 0, sizeof r);
 	clock_gettime(CLOCK_REALTIME, &r.end);
 	r.client = c->peer_text;

@@ -1,0 +1,3 @@
+#ifndef FERRY_CLIENT_H
+#define FERRY_CLIENT_H
+#endif

@@ -150,6 +150,7 @@ static const struct key keys[] = {
 	  .def = LOG_LEVEL_INFO, .choices = level_choices },
 	{ .name = "threads", .type = KEY_COUNT, FIELD(threads), .min = 1,
 	  .max = 1024, .def = 4 },
+	{ .name = "user", .type = KEY_STRING, FIELD(user) },
 };
 
 #define KEY_TOTAL (sizeof keys / sizeof keys[0])
@@ -1099,6 +1100,7 @@ void config_free(struct config *cfg)
 		return;
 	free(cfg->file);
 	free(cfg->root);
+	free(cfg->user);
 	free(cfg->transfer_log);
 	free(cfg);
 }

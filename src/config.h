@@ -47,6 +47,7 @@ struct config {
 	enum log_format log_format;
 	enum log_level log_level;
 	unsigned threads;
+	char *user; /* account to switch to when started as root, or NULL */
 };
 
 /* Error messages collected while loading, each "FILE:LINE:COL: message". */

@@ -6,11 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "config.h"
 #include "log.h"
 #include "server.h"
+#include "service.h"
 #include "translog.h"
 
 #ifndef SYSCONFDIR
@@ -83,10 +85,13 @@ static void signal_cb(uv_signal_t *handle, int signum)
 					  strerror(-rc));
 			return;
 		}
+		service_notify("RELOADING=1");
 		server_reload(&server, cfg);
+		service_notify("READY=1");
 		return;
 	}
 	log_info("%s received", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+	service_notify("STOPPING=1");
 	server_shutdown(&server, stopped_cb);
 }
 
@@ -132,6 +137,7 @@ int main(int argc, char **argv)
 	struct config *cfg;
 	uv_loop_t *loop;
 	char threads[16];
+	char why[256];
 	int opt;
 	int rc;
 
@@ -170,6 +176,13 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
+	rc = service_check_user(cfg->user, why, sizeof why);
+	if (rc < 0) {
+		fprintf(stderr, "ferryd: %s\n", why);
+		config_free(cfg);
+		return 1;
+	}
+
 	/* A client that closes mid-transfer must not kill the daemon. */
 	signal(SIGPIPE, SIG_IGN);
 	log_set_level(cfg->log_level);
@@ -191,6 +204,17 @@ int main(int argc, char **argv)
 		translog_close();
 		return 1;
 	}
+	/* Bound and opened as root where needed; the rest runs as the user. */
+	rc = service_drop_privileges(cfg->user,
+				     strcmp(cfg->transfer_log, "-") == 0 ?
+					     NULL : cfg->transfer_log,
+				     why, sizeof why);
+	if (rc < 0) {
+		log_error("%s", why);
+		return 1;
+	}
+	if (geteuid() == 0)
+		log_warn("serving as root, as the configuration insists");
 	uv_signal_init(loop, &sig_term);
 	uv_signal_init(loop, &sig_int);
 	uv_signal_init(loop, &sig_hup);
@@ -201,6 +225,8 @@ int main(int argc, char **argv)
 		 cfg->root, cfg->mode == FERRY_MODE_SENDFILE ? "sendfile" :
 							       "buffered",
 		 cfg->threads);
+
+	service_notify("READY=1");
 
 	uv_run(loop, UV_RUN_DEFAULT);
 

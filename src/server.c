@@ -10,6 +10,7 @@
 #include "clients.h"
 #include "conn.h"
 #include "log.h"
+#include "service.h"
 #include "transfer.h"
 #include "translog.h"
 
@@ -139,6 +140,68 @@ static int listen_one(struct server *srv, struct listener *l,
 	return 0;
 }
 
+/* Takes over a listening socket systemd passed (socket activation). */
+static int listen_fd(struct server *srv, struct listener *l, int fd)
+{
+	struct sockaddr_storage bound;
+	int len = sizeof bound;
+	int rc;
+
+	l->srv = srv;
+	rc = uv_tcp_init(srv->loop, &l->tcp);
+	if (rc < 0)
+		return rc;
+	l->tcp.data = l;
+	srv->listener_count++;
+	srv->listeners_open++;
+	rc = uv_tcp_open(&l->tcp, fd);
+	if (rc == 0)
+		rc = uv_listen((uv_stream_t *)&l->tcp, FERRY_BACKLOG,
+			       on_connection);
+	if (rc < 0)
+		return rc;
+	if (uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&bound, &len) == 0)
+		conn_format_addr((struct sockaddr *)&bound, l->name,
+				 sizeof l->name);
+	else
+		snprintf(l->name, sizeof l->name, "fd %d", fd);
+	return 0;
+}
+
+/* Uses the sockets systemd passed, if any: 0 when there were none, the
+ * number taken, or a negative errno. */
+static int listen_activated(struct server *srv)
+{
+	int n = service_listen_fds();
+	int i, rc;
+
+	if (n <= 0)
+		return n;
+	if (n > FERRY_MAX_LISTEN) {
+		log_error("systemd passed %d sockets; at most %d are used", n,
+			  FERRY_MAX_LISTEN);
+		return -EINVAL;
+	}
+	for (i = 0; i < n; i++) {
+		int fd = FERRY_LISTEN_FDS_START + i;
+
+		if (!service_is_tcp_listener(fd)) {
+			log_error("socket %d from systemd is not a listening "
+				  "TCP socket", fd);
+			return -EINVAL;
+		}
+		rc = listen_fd(srv, &srv->listeners[i], fd);
+		if (rc < 0) {
+			log_error("cannot listen on socket %d from systemd: %s",
+				  fd, uv_strerror(rc));
+			return rc;
+		}
+	}
+	log_info("using %d socket%s from systemd; listen: is ignored", n,
+		 n == 1 ? "" : "s");
+	return n;
+}
+
 int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg)
 {
 	size_t i;
@@ -156,13 +219,17 @@ int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg)
 		rc = -ENOMEM;
 		goto fail;
 	}
-	for (i = 0; i < cfg->listen_count; i++) {
+	rc = listen_activated(srv);
+	if (rc < 0)
+		goto fail;
+	for (i = 0; rc == 0 && i < cfg->listen_count; i++) {
 		rc = listen_one(srv, &srv->listeners[i], &cfg->listen[i]);
 		if (rc < 0) {
 			log_error("cannot listen on %s: %s",
 				  cfg->listen[i].text, uv_strerror(rc));
 			goto fail;
 		}
+		rc = 0;
 	}
 	srv->cfg = cfg;
 	for (i = 0; i < srv->listener_count; i++)

@@ -609,6 +609,9 @@ int h_write_config(struct h_daemon *d, const char *overrides)
 	set_kv(kv, &n, "log", "format", "text");
 	set_kv(kv, &n, "log", "level", "info");
 	set_kv(kv, &n, "", "threads", "4");
+	/* ferryd refuses to serve as root unless told so explicitly. */
+	if (geteuid() == 0)
+		set_kv(kv, &n, "", "user", "root");
 
 	if (overrides != NULL) {
 		spec = strdup(overrides);

@@ -70,6 +70,8 @@ limits: {connections: 100, per_client: 64, request_timeout: 10s, idle_timeout: 6
 log: {transfers: "$dir/transfers.log", format: text, level: info}
 threads: 4
 EOF
+# ferryd refuses to serve as root unless told so explicitly.
+if [ "$(id -u)" = 0 ]; then echo "user: root" >>"$dir/ferryd.yaml"; fi
 
 strace -f -qq \
 	-e trace=sendfile,pread64,read,write,copy_file_range,writev,readv,preadv,pwrite64,pwritev,sendto,sendmsg,splice \

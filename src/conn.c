@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 
 #include "clients.h"
@@ -131,8 +132,18 @@ static void shutdown_cb(uv_shutdown_t *req, int status)
  * (and drop) what the client still sends until its EOF, bounded in time. */
 static void close_gracefully(struct conn *c)
 {
+	int unread = 0;
+
 	if (c->closing || c->lingering)
 		return;
+	/* Nothing unread: a plain close sends what is queued, then FIN, and
+	 * no reset can follow. */
+	if (c->in_len == 0 &&
+	    (c->read_eof ||
+	     (ioctl(c->fd, FIONREAD, &unread) == 0 && unread == 0))) {
+		conn_close(c);
+		return;
+	}
 	if (c->reading) {
 		uv_read_stop((uv_stream_t *)&c->tcp);
 		c->reading = false;

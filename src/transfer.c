@@ -4,10 +4,14 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,8 +24,23 @@
 
 /* Linux moves at most this many bytes in one sendfile(2) call. */
 #define FERRY_SENDFILE_MAX 0x7ffff000ULL
+/* One sendfile job moves at most this many chunks, and waits for a full
+ * socket at most this long in all, before other jobs get the thread. */
+#define FERRY_JOB_CHUNKS 2
+/* How far ahead one cachestat(2) looks. */
+#define FERRY_CACHE_LOOKAHEAD (64ULL << 20)
+#define FERRY_JOB_WAIT_NS (2 * 1000 * 1000ULL)
+#ifndef __NR_cachestat
+#define FERRY_SYS_CACHESTAT 451 /* the same number on every architecture */
+#else
+#define FERRY_SYS_CACHESTAT __NR_cachestat
+#endif
+
+/* Jobs queued on the threadpool and not yet started, across all loops. */
+static atomic_int jobs_queued;
 
 static void sendfile_queue(struct conn *c, struct transfer *t);
+static void sendfile_progress(struct conn *c, struct transfer *t);
 static void buffered_pump(struct conn *c, struct transfer *t);
 
 static const char *mode_name(const struct transfer *t)
@@ -91,6 +110,10 @@ static void set_cork(struct conn *c, struct transfer *t, bool on)
 /* The whole range has been handed to the kernel. */
 static void transfer_complete(struct conn *c, struct transfer *t)
 {
+	if (c->poll_active) {
+		uv_poll_stop(&c->poll);
+		c->poll_active = false;
+	}
 	set_cork(c, t, false);
 	transfer_log(c, t, 200, NULL);
 	conn_request_done(c, false);
@@ -122,33 +145,62 @@ static void fail_errno(struct conn *c, struct transfer *t, int err)
  * next job then. A file that is not in the page cache blocks a pool thread in
  * the disk read, never the loop. */
 
-static void sendfile_work_cb(uv_work_t *req)
+/* Whether SOCK became writable before DEADLINE_NS: a job may wait for a
+ * fast client briefly instead of handing the socket back to the loop, but
+ * never long enough for a slow one to hold the thread. */
+static bool wait_writable(int sock, uint64_t deadline_ns)
 {
-	struct transfer *t = req->data;
+	uint64_t now = uv_hrtime();
+	struct pollfd p = { .fd = sock, .events = POLLOUT };
+
+	/* Other jobs are waiting for a thread: give this one back. */
+	if (now >= deadline_ns || atomic_load(&jobs_queued) > 0)
+		return false;
+	return poll(&p, 1, (int)((deadline_ns - now + 999999) / 1000000)) > 0;
+}
+
+/* Sends what is left of the OK line and then file bytes, sendfile(2) calls
+ * of at most chunk_bytes each, until the range is done, the job's budget is
+ * spent, the file ended early, or the socket stays full. Runs on the
+ * threadpool; the loop reads the results after the job. */
+static void sendfile_send(struct transfer *t, bool may_wait)
+{
 	int sock = t->conn->fd;
 	uint64_t moved = 0;
-	uint64_t budget = t->chunk_bytes;
+	uint64_t budget = t->chunk_bytes * FERRY_JOB_CHUNKS;
+	uint64_t deadline_ns = may_wait ? uv_hrtime() + FERRY_JOB_WAIT_NS : 0;
 
 	t->job_err = 0;
 	t->job_eof = false;
+	/* Many jobs to go: cork, so no partial segment leaves between them. */
+	if (!t->corked && t->length - t->sent > budget) {
+		int on = 1;
+		if (setsockopt(sock, IPPROTO_TCP, TCP_CORK, &on, sizeof on) == 0)
+			t->corked = true;
+	}
 	while (t->header_sent < t->header_len) {
+		/* MSG_MORE: the OK line shares its segment with the file. */
 		ssize_t n = send(sock, t->header + t->header_sent,
-				 t->header_len - t->header_sent, MSG_NOSIGNAL);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			t->job_err = -errno;
-			goto out;
+				 t->header_len - t->header_sent,
+				 MSG_NOSIGNAL | (t->length > 0 ? MSG_MORE : 0));
+		if (n >= 0) {
+			t->header_sent += (size_t)n;
+			continue;
 		}
-		t->header_sent += (size_t)n;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN && wait_writable(sock, deadline_ns))
+			continue;
+		t->job_err = -errno;
+		goto out;
 	}
 	while (moved < budget && t->sent + moved < t->length) {
 		uint64_t want = t->length - t->sent - moved;
 		off_t off = (off_t)(t->offset + t->sent + moved);
 		ssize_t n;
 
-		if (want > budget - moved)
-			want = budget - moved;
+		if (want > t->chunk_bytes)
+			want = t->chunk_bytes;
 		if (want > FERRY_SENDFILE_MAX)
 			want = FERRY_SENDFILE_MAX;
 		n = sendfile(sock, t->file_fd, &off, want);
@@ -163,12 +215,63 @@ static void sendfile_work_cb(uv_work_t *req)
 		}
 		if (errno == EINTR)
 			continue;
+		if (errno == EAGAIN && wait_writable(sock, deadline_ns))
+			continue;
 		t->job_err = -errno;
 		break;
 	}
 out:
 	t->job_bytes = moved;
 }
+
+static void sendfile_work_cb(uv_work_t *req)
+{
+	atomic_fetch_sub(&jobs_queued, 1);
+	sendfile_send(req->data, true);
+}
+
+/* Whether the file's next window (what one job would send) is in the page
+ * cache, by cachestat(2) (Linux 6.5). Then the loop sends it itself, as
+ * nginx does, with no trip through the pool; a file that is not cached, or a
+ * kernel without cachestat, goes to a job, so a disk read never stalls the
+ * loop. (Pages evicted between the check and the call would block the loop
+ * for that read: rare, and bounded by one window.) */
+static bool window_cached(struct transfer *t)
+{
+	static bool unsupported;
+	struct { uint64_t off, len; } range;
+	struct {
+		uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted,
+			nr_recently_evicted;
+	} cs;
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+	uint64_t left = t->length - t->sent;
+	uint64_t first, last;
+
+	if (unsupported || left == 0)
+		return !unsupported;
+	range.off = t->offset + t->sent;
+	if (range.off + t->chunk_bytes * FERRY_JOB_CHUNKS <= t->cached_until &&
+	    range.off < t->cached_until)
+		return true;
+	/* One look ahead serves many windows. */
+	range.len = FERRY_CACHE_LOOKAHEAD;
+	if (range.len > left)
+		range.len = left;
+	if (syscall(FERRY_SYS_CACHESTAT, t->file_fd, &range, &cs, 0) < 0) {
+		if (errno == ENOSYS || errno == EPERM)
+			unsupported = true;
+		return false;
+	}
+	first = range.off / page;
+	last = (range.off + range.len - 1) / page;
+	if (cs.nr_cache < last - first + 1)
+		return false;
+	t->cached_until = range.off + range.len;
+	return true;
+}
+
+static int watch_writable(struct conn *c);
 
 static void sendfile_poll_cb(uv_poll_t *handle, int status, int events)
 {
@@ -177,25 +280,25 @@ static void sendfile_poll_cb(uv_poll_t *handle, int status, int events)
 
 	(void)status; /* a socket error shows up in the next sendfile */
 	(void)events;
+	if (window_cached(t)) {
+		sendfile_send(t, false);
+		sendfile_progress(c, t);
+		return;
+	}
 	uv_poll_stop(handle);
 	c->poll_active = false;
 	sendfile_queue(c, t);
 }
 
-static void sendfile_after_cb(uv_work_t *req, int status)
+/* Takes in what a sendfile job or a send on the loop did: done, failed, or
+ * more to send once the socket is writable (at once, when the budget ran out
+ * rather than the socket's space: the poll is level-triggered). */
+static void sendfile_progress(struct conn *c, struct transfer *t)
 {
-	struct transfer *t = req->data;
-	struct conn *c = t->conn;
-
-	(void)status;
-	c->jobs--;
 	t->sent += t->job_bytes;
-	if (t->job_bytes > 0)
+	t->job_bytes = 0;
+	if (t->sent > 0)
 		c->progress_ms = uv_now(c->tcp.loop);
-	if (c->closing) {
-		conn_close(c);
-		return;
-	}
 	if (t->header_sent == t->header_len && t->sent == t->length) {
 		transfer_complete(c, t);
 		return;
@@ -208,36 +311,53 @@ static void sendfile_after_cb(uv_work_t *req, int status)
 		transfer_fail(c, t, 500, "truncated");
 		return;
 	}
-	if (t->job_err == -EAGAIN || t->job_err == -EWOULDBLOCK) {
-		int rc;
-
-		if (!c->poll_init) {
-			rc = uv_poll_init_socket(c->tcp.loop, &c->poll, c->fd);
-			if (rc < 0) {
-				log_error("%s: cannot watch the socket: %s",
-					  c->peer_text, uv_strerror(rc));
-				transfer_fail(c, t, 500, "poll-failed");
-				return;
-			}
-			c->poll.data = c;
-			c->poll_init = true;
-			c->handles++;
-		}
-		rc = uv_poll_start(&c->poll, UV_WRITABLE, sendfile_poll_cb);
-		if (rc < 0) {
-			log_error("%s: cannot watch the socket: %s",
-				  c->peer_text, uv_strerror(rc));
-			transfer_fail(c, t, 500, "poll-failed");
-			return;
-		}
-		c->poll_active = true;
-		return;
-	}
-	if (t->job_err < 0) {
+	if (t->job_err < 0 && t->job_err != -EAGAIN &&
+	    t->job_err != -EWOULDBLOCK) {
 		fail_errno(c, t, t->job_err);
 		return;
 	}
-	sendfile_queue(c, t);
+	if (!c->poll_active && watch_writable(c) < 0)
+		transfer_fail(c, t, 500, "poll-failed");
+}
+
+/* Starts the uv_poll_t on the socket (the tcp handle neither reads nor
+ * writes while a file is sent: LIBUV-NOTES' rules). */
+static int watch_writable(struct conn *c)
+{
+	int rc;
+
+	if (!c->poll_init) {
+		rc = uv_poll_init_socket(c->tcp.loop, &c->poll, c->fd);
+		if (rc < 0)
+			goto fail;
+		c->poll.data = c;
+		c->poll_init = true;
+		c->handles++;
+	}
+	rc = uv_poll_start(&c->poll, UV_WRITABLE, sendfile_poll_cb);
+	if (rc < 0)
+		goto fail;
+	c->poll_active = true;
+	return 0;
+fail:
+	log_error("%s: cannot watch the socket: %s", c->peer_text,
+		  uv_strerror(rc));
+	return rc;
+}
+
+static void sendfile_after_cb(uv_work_t *req, int status)
+{
+	struct transfer *t = req->data;
+	struct conn *c = t->conn;
+
+	(void)status;
+	c->jobs--;
+	if (c->closing) {
+		t->sent += t->job_bytes;
+		conn_close(c);
+		return;
+	}
+	sendfile_progress(c, t);
 }
 
 static void sendfile_queue(struct conn *c, struct transfer *t)
@@ -245,9 +365,11 @@ static void sendfile_queue(struct conn *c, struct transfer *t)
 	int rc;
 
 	t->work.data = t;
+	atomic_fetch_add(&jobs_queued, 1);
 	rc = uv_queue_work(c->tcp.loop, &t->work, sendfile_work_cb,
 			   sendfile_after_cb);
 	if (rc < 0) {
+		atomic_fetch_sub(&jobs_queued, 1);
 		log_error("%s: cannot queue a sendfile job: %s", c->peer_text,
 			  uv_strerror(rc));
 		transfer_fail(c, t, 500, "queue-failed");
@@ -439,6 +561,27 @@ static void listing_send(struct conn *c, struct transfer *t)
 
 /* ---- opening ---- */
 
+/* The range the request asks for, cut to the file, and the OK line.
+ * -1 when OFFSET is beyond the end (416). Pure: runs in the open job. */
+static int range_set(struct transfer *t)
+{
+	uint64_t size = (uint64_t)t->st.st_size;
+
+	if (t->req.offset > size) {
+		t->range_beyond = true;
+		return -1;
+	}
+	t->offset = t->req.offset;
+	t->length = size - t->offset;
+	if (t->req.has_length && t->req.length < t->length)
+		t->length = t->req.length;
+	if (t->req.kind == PROTO_GET)
+		t->header_len = (size_t)proto_format_ok(
+			t->header, sizeof t->header, t->length, size,
+			(int64_t)t->st.st_mtime);
+	return 0;
+}
+
 /* Runs on the threadpool: opening may wait on the disk, and O_NONBLOCK keeps
  * a FIFO from blocking even here. */
 static void open_work_cb(uv_work_t *req)
@@ -446,18 +589,24 @@ static void open_work_cb(uv_work_t *req)
 	struct transfer *t = req->data;
 	int fd;
 
+	atomic_fetch_sub(&jobs_queued, 1);
 	if (t->req.kind == PROTO_LIST) {
-		t->job_err = listing_build(t->root->fd, t->rel, &t->listing,
+		t->open_err = listing_build(t->root->fd, t->rel, &t->listing,
 					   &t->listing_len);
 		return;
 	}
 	fd = path_open_file(t->root->fd, t->rel, &t->st);
 	if (fd < 0) {
-		t->job_err = fd;
+		t->open_err = fd;
 		return;
 	}
 	t->file_fd = fd;
-	t->job_err = 0;
+	t->open_err = 0;
+	if (range_set(t) < 0)
+		return;
+	/* Small files end here: one trip through the pool per request. */
+	if (t->mode == FERRY_MODE_SENDFILE)
+		sendfile_send(t, true);
 }
 
 static const char *error_token(int err)
@@ -483,7 +632,6 @@ static void open_after_cb(uv_work_t *req, int status)
 {
 	struct transfer *t = req->data;
 	struct conn *c = t->conn;
-	uint64_t size;
 
 	(void)status;
 	c->jobs--;
@@ -493,42 +641,30 @@ static void open_after_cb(uv_work_t *req, int status)
 		conn_close(c);
 		return;
 	}
-	if (t->job_err < 0) {
-		int code = path_error_code(t->job_err);
+	if (t->open_err < 0) {
+		int code = path_error_code(t->open_err);
 
 		/* LIST of a file: it exists, but is no directory. */
-		if (t->req.kind == PROTO_LIST && t->job_err == -ENOTDIR)
+		if (t->req.kind == PROTO_LIST && t->open_err == -ENOTDIR)
 			code = 403;
 		if (code == 500)
 			log_warn("%s: cannot open /%s: %s", c->peer_text,
-				 t->rel, strerror(-t->job_err));
-		conn_reply_error(c, code, error_token(t->job_err));
+				 t->rel, strerror(-t->open_err));
+		conn_reply_error(c, code, error_token(t->open_err));
 		return;
 	}
 	if (t->req.kind == PROTO_LIST) {
 		listing_send(c, t);
 		return;
 	}
-	size = (uint64_t)t->st.st_size;
-	if (t->req.offset > size) {
+	if (t->range_beyond) {
 		conn_reply_error(c, 416, "offset-beyond-end");
 		return;
 	}
-	t->offset = t->req.offset;
-	t->length = size - t->offset;
-	if (t->req.has_length && t->req.length < t->length)
-		t->length = t->req.length;
-	if (t->req.kind == PROTO_GET)
-		t->header_len = (size_t)proto_format_ok(
-			t->header, sizeof t->header, t->length, size,
-			(int64_t)t->st.st_mtime);
-	if (t->mode == FERRY_MODE_SENDFILE) {
-		if (t->length > 0)
-			set_cork(c, t, true);
-		sendfile_queue(c, t);
-	} else {
+	if (t->mode == FERRY_MODE_SENDFILE)
+		sendfile_progress(c, t);
+	else
 		buffered_start(c, t);
-	}
 }
 
 void transfer_begin(struct conn *c, struct transfer *t)
@@ -556,8 +692,10 @@ void transfer_begin(struct conn *c, struct transfer *t)
 	}
 	t->root = root_ref_get(c->srv->root);
 	t->work.data = t;
+	atomic_fetch_add(&jobs_queued, 1);
 	rc = uv_queue_work(c->tcp.loop, &t->work, open_work_cb, open_after_cb);
 	if (rc < 0) {
+		atomic_fetch_sub(&jobs_queued, 1);
 		root_ref_put(t->root);
 		t->root = NULL;
 		conn_reply_error(c, 500, "queue-failed");

@@ -37,7 +37,8 @@ struct transfer {
 	uv_work_t work;             /* open/list job, then sendfile jobs */
 	int file_fd;                /* -1 when none */
 	struct stat st;
-	int job_err;                /* negative errno from the last job */
+	int open_err;               /* negative errno from opening */
+	int job_err;                /* negative errno from the last send */
 	char *listing;
 	size_t listing_len;
 
@@ -48,6 +49,8 @@ struct transfer {
 	size_t header_len;
 	size_t header_sent;
 	bool corked;
+	bool range_beyond;          /* OFFSET > SIZE: 416 */
+	uint64_t cached_until;      /* file bytes known in the page cache */
 
 	/* sendfile engine: what the last job did */
 	uint64_t job_bytes;

@@ -151,6 +151,8 @@ static const struct key keys[] = {
 	{ .name = "threads", .type = KEY_COUNT, FIELD(threads), .min = 1,
 	  .max = 1024, .def = 4 },
 	{ .name = "user", .type = KEY_STRING, FIELD(user) },
+	{ .name = "workers", .type = KEY_COUNT, FIELD(workers), .min = 1,
+	  .max = 256, .def = 1 },
 };
 
 #define KEY_TOTAL (sizeof keys / sizeof keys[0])

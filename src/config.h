@@ -48,6 +48,7 @@ struct config {
 	enum log_level log_level;
 	unsigned threads;
 	char *user; /* account to switch to when started as root, or NULL */
+	unsigned workers; /* processes sharing the listeners */
 };
 
 /* Error messages collected while loading, each "FILE:LINE:COL: message". */

@@ -15,6 +15,7 @@
 #include "server.h"
 #include "service.h"
 #include "translog.h"
+#include "workers.h"
 
 #ifndef SYSCONFDIR
 #define SYSCONFDIR "/etc"
@@ -126,6 +127,63 @@ static void close_walk_cb(uv_handle_t *handle, void *arg)
 		uv_close(handle, NULL);
 }
 
+/* Once bound (and with the root and the logs open) as root where needed,
+ * the rest runs as the configured user. */
+static int drop_privileges(struct config *cfg)
+{
+	char why[256];
+	int rc;
+
+	rc = service_drop_privileges(cfg->user,
+				     strcmp(cfg->transfer_log, "-") == 0 ?
+					     NULL : cfg->transfer_log,
+				     why, sizeof why);
+	if (rc < 0) {
+		log_error("%s", why);
+		return rc;
+	}
+	if (geteuid() == 0)
+		log_warn("serving as root, as the configuration insists");
+	return 0;
+}
+
+/* Serves CFG on this process's loop until a shutdown ends it: on FDS when
+ * a parent bound them (workers), else on what server_start binds. */
+static int serve(struct config *cfg, const int *fds, size_t fd_count)
+{
+	uv_loop_t *loop = uv_default_loop();
+
+	if (server_start(&server, loop, cfg, fds, fd_count) < 0) {
+		config_free(cfg);
+		translog_close();
+		return 1;
+	}
+	if (drop_privileges(cfg) < 0)
+		return 1;
+	uv_signal_init(loop, &sig_term);
+	uv_signal_init(loop, &sig_int);
+	uv_signal_init(loop, &sig_hup);
+	uv_signal_start(&sig_term, signal_cb, SIGTERM);
+	uv_signal_start(&sig_int, signal_cb, SIGINT);
+	uv_signal_start(&sig_hup, signal_cb, SIGHUP);
+	log_info("ferryd %s serving %s (%s mode, %u threads)", PACKAGE_VERSION,
+		 cfg->root, cfg->mode == FERRY_MODE_SENDFILE ? "sendfile" :
+							       "buffered",
+		 cfg->threads);
+	service_notify("READY=1");
+
+	uv_run(loop, UV_RUN_DEFAULT);
+
+	uv_walk(loop, close_walk_cb, NULL);
+	uv_run(loop, UV_RUN_DEFAULT);
+	if (uv_loop_close(loop) != 0)
+		log_warn("handles left open at exit");
+	server_free(&server);
+	translog_close();
+	log_info("stopped");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -136,7 +194,6 @@ int main(int argc, char **argv)
 	const char *path = FERRY_DEFAULT_CONFIG;
 	bool test_only = false;
 	struct config *cfg;
-	uv_loop_t *loop;
 	char threads[16];
 	char why[256];
 	int opt;
@@ -204,44 +261,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	loop = uv_default_loop();
-	if (server_start(&server, loop, cfg) < 0) {
-		config_free(cfg);
-		translog_close();
-		return 1;
-	}
-	/* Bound and opened as root where needed; the rest runs as the user. */
-	rc = service_drop_privileges(cfg->user,
-				     strcmp(cfg->transfer_log, "-") == 0 ?
-					     NULL : cfg->transfer_log,
-				     why, sizeof why);
-	if (rc < 0) {
-		log_error("%s", why);
-		return 1;
-	}
-	if (geteuid() == 0)
-		log_warn("serving as root, as the configuration insists");
-	uv_signal_init(loop, &sig_term);
-	uv_signal_init(loop, &sig_int);
-	uv_signal_init(loop, &sig_hup);
-	uv_signal_start(&sig_term, signal_cb, SIGTERM);
-	uv_signal_start(&sig_int, signal_cb, SIGINT);
-	uv_signal_start(&sig_hup, signal_cb, SIGHUP);
-	log_info("ferryd %s serving %s (%s mode, %u threads)", PACKAGE_VERSION,
-		 cfg->root, cfg->mode == FERRY_MODE_SENDFILE ? "sendfile" :
-							       "buffered",
-		 cfg->threads);
-
-	service_notify("READY=1");
-
-	uv_run(loop, UV_RUN_DEFAULT);
-
-	uv_walk(loop, close_walk_cb, NULL);
-	uv_run(loop, UV_RUN_DEFAULT);
-	if (uv_loop_close(loop) != 0)
-		log_warn("handles left open at exit");
-	server_free(&server);
-	translog_close();
-	log_info("stopped");
-	return 0;
+	if (cfg->workers > 1)
+		return workers_run(cfg, cfg->workers, serve, drop_privileges);
+	return serve(cfg, NULL, 0);
 }

@@ -202,7 +202,8 @@ static int listen_activated(struct server *srv)
 	return n;
 }
 
-int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg)
+int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg,
+		 const int *fds, size_t fd_count)
 {
 	size_t i;
 	int rc;
@@ -219,7 +220,15 @@ int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg)
 		rc = -ENOMEM;
 		goto fail;
 	}
-	rc = listen_activated(srv);
+	for (i = 0; i < fd_count; i++) {
+		rc = listen_fd(srv, &srv->listeners[i], fds[i]);
+		if (rc < 0) {
+			log_error("cannot listen on socket %d: %s", fds[i],
+				  uv_strerror(rc));
+			goto fail;
+		}
+	}
+	rc = fd_count > 0 ? (int)fd_count : listen_activated(srv);
 	if (rc < 0)
 		goto fail;
 	for (i = 0; rc == 0 && i < cfg->listen_count; i++) {

@@ -45,10 +45,13 @@ struct server {
 	void (*on_stopped)(struct server *srv); /* every connection is gone */
 };
 
-/* Opens the root and binds every listen address of CFG (taking ownership of
- * CFG on success). Logs "listening on ADDR" per listener. 0 or -errno; on
- * failure nothing stays bound and CFG is still the caller's. */
-int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg);
+/* Opens the root and listens: on FDS (FD_COUNT sockets bound by the
+ * parent of workers), else on the sockets systemd passed, else on every
+ * listen address of CFG. Takes ownership of CFG on success. Logs "listening
+ * on ADDR" per listener. 0 or -errno; on failure nothing stays bound and CFG
+ * is still the caller's. */
+int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg,
+		 const int *fds, size_t fd_count);
 
 /* Swaps in NEW_CFG (taking ownership): new root, limits, timeouts, transfer
  * settings and logs. Transfers in flight keep the settings they began with.

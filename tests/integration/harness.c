@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -1506,4 +1507,76 @@ const char *h_diag_tail(struct h_daemon *d)
 		 len < sizeof(tail) ? text : text + len - (sizeof(tail) - 1));
 	free(text);
 	return tail;
+}
+
+/* ---- daemons started another way (added for check_service.c) --------- */
+
+int h_spawn(struct h_daemon *d, const char *const argv[],
+	    const struct rlimit *nofile)
+{
+	pid_t parent = getpid(), pid;
+
+	if (d->pid > 0)
+		return -EBUSY;
+	d->port = 0;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		/* Limits survive exec, so ferryd starts under this one. */
+		if (nofile != NULL && setrlimit(RLIMIT_NOFILE, nofile) < 0)
+			_exit(127);
+		exec_child(parent, argv[0], d->diag_log, NULL, argv);
+	}
+	setpgid(pid, pid);
+	d->pid = pid;
+	track(pid, NULL);
+	return 0;
+}
+
+int h_await_start(struct h_daemon *d, char *msg, size_t cap)
+{
+	int64_t deadline = h_now_ms() + START_TIMEOUT_MS;
+	int status, rc;
+
+	msg[0] = '\0';
+	if (d->pid <= 0) {
+		snprintf(msg, cap, "no daemon was started");
+		return -ECHILD;
+	}
+	for (;;) {
+		char *text = NULL;
+		size_t len = 0;
+
+		if (h_read_file(d->diag_log, &text, &len) == 0)
+			d->port = find_port(text);
+		free(text);
+		if (d->port > 0)
+			break;
+		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
+			untrack_pid(d->pid);
+			d->pid = 0;
+			snprintf(msg, cap, "exited (status 0x%x) before "
+					   "listening: %s",
+				 status, h_diag_tail(d));
+			return -ECHILD;
+		}
+		if (h_now_ms() >= deadline) {
+			snprintf(msg, cap,
+				 "no 'listening on 127.0.0.1:PORT' within %d "
+				 "ms: %s",
+				 START_TIMEOUT_MS, h_diag_tail(d));
+			h_kill(d);
+			return -ETIMEDOUT;
+		}
+		pause_ms(POLL_INTERVAL_MS);
+	}
+	rc = probe(d, msg, cap);
+	if (rc < 0) {
+		size_t used = strlen(msg);
+
+		snprintf(msg + used, cap - used, "; log: %s", h_diag_tail(d));
+		h_kill(d);
+	}
+	return rc;
 }

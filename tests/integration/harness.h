@@ -169,4 +169,23 @@ const char *h_strerror(int rc);
 /* Milliseconds on the monotonic clock. */
 int64_t h_now_ms(void);
 
+/* -- daemons started another way (added for check_service.c) ------------ */
+
+struct rlimit;
+
+/* Starts ARGV[0] with ARGV (NULL-terminated) the way h_start starts
+ * ferryd: its own process group, killed with the test process, a clean
+ * environment and fd table, stdout and stderr into D's diagnostic log. For
+ * ferryd behind a wrapper: env(1) to set NOTIFY_SOCKET (which the clean
+ * environment drops), or systemd-socket-activate. NOFILE, unless NULL, is
+ * set as RLIMIT_NOFILE before exec. Sets D->pid and returns at once;
+ * h_await_start, h_wait_exit, h_stop and h_kill then work as usual. */
+int h_spawn(struct h_daemon *d, const char *const argv[],
+	    const struct rlimit *nofile);
+/* The rest of h_start for a daemon h_spawn started: waits up to 5 s for the
+ * first "listening on 127.0.0.1:PORT" line in D's log, then records the
+ * port and the fd baseline. On failure the daemon is killed and the reason
+ * is in MSG. */
+int h_await_start(struct h_daemon *d, char *msg, size_t cap);
+
 #endif

@@ -452,6 +452,11 @@ void conn_start(struct conn *c)
 		refuse(c, 503, "shutting-down");
 		return;
 	}
+	if (server_fds_tight(srv)) {
+		log_debug("%s: refused, file descriptors short", c->peer_text);
+		refuse(c, 503, "fd-limit");
+		return;
+	}
 	if (srv->conn_count >= srv->cfg->max_connections) {
 		log_debug("%s: refused, at limits.connections", c->peer_text);
 		refuse(c, 503, "connection-limit");

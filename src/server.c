@@ -3,6 +3,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -15,6 +19,13 @@
 #include "translog.h"
 
 #define FERRY_BACKLOG 4096
+/* Connections accepted per wakeup of a listener, before others' events. */
+#define FERRY_ACCEPT_BATCH 64
+/* Descriptors kept free: each admitted connection may still open a file
+ * (and, resolving it, two directories); the headroom covers that, libuv's
+ * own and the logs' reopening. */
+#define FERRY_FD_RESERVE 16
+#define FERRY_ACCEPT_RETRY_MS 250
 
 static void maybe_stopped(struct server *srv);
 
@@ -51,20 +62,38 @@ static int root_open(const char *path, struct root_ref **out)
 	return 0;
 }
 
-static void on_connection(uv_stream_t *listener, int status)
+/* Whether accepting one more client could leave too few descriptors for
+ * the files, directories and sockets of those already admitted. */
+static bool fds_short(const struct server *srv, unsigned reserves)
 {
-	struct listener *l = listener->data;
-	struct server *srv = l->srv;
-	struct conn *c;
-	int rc;
+	uint64_t spare = srv->fd_limit > srv->fd_base ?
+				 srv->fd_limit - srv->fd_base : 0;
+	/* A small limit gets a proportionally small reserve, so that it can
+	 * still serve a few clients. */
+	uint64_t reserve = spare / 8;
 
-	if (status < 0) {
-		log_warn("accept on %s: %s", l->name, uv_strerror(status));
-		return;
-	}
-	c = calloc(1, sizeof *c);
+	if (reserve > FERRY_FD_RESERVE)
+		reserve = FERRY_FD_RESERVE;
+	if (reserve < 2)
+		reserve = 2;
+	return srv->fds_used + reserve * reserves >= spare;
+}
+
+static void pause_accepting(struct server *srv, uint64_t retry_ms);
+
+static void resume_timer_cb(uv_timer_t *timer)
+{
+	server_fds_released(timer->data);
+}
+
+/* Takes one accepted socket FD into a new connection. */
+static void admit(struct server *srv, int fd)
+{
+	struct conn *c = calloc(1, sizeof *c);
+
 	if (c == NULL) {
-		log_error("accept on %s: out of memory", l->name);
+		log_error("accept: out of memory");
+		close(fd);
 		return;
 	}
 	c->srv = srv;
@@ -77,13 +106,101 @@ static void on_connection(uv_stream_t *listener, int status)
 	if (srv->conns != NULL)
 		srv->conns->prev = c;
 	srv->conns = c;
-	rc = uv_accept(listener, (uv_stream_t *)&c->tcp);
-	if (rc < 0) {
-		log_warn("accept on %s: %s", l->name, uv_strerror(rc));
+	srv->fds_used++;
+	if (uv_tcp_open(&c->tcp, fd) < 0) {
+		close(fd);
 		conn_close(c);
 		return;
 	}
 	conn_start(c);
+}
+
+/* Accepts what is waiting, a bounded batch per wakeup. With descriptors
+ * short, clients are still accepted but answered ERR 503 (each holds its fd
+ * only for that line); closer still to the limit, accepting pauses until a
+ * connection closes, so an EMFILE never makes the loop spin. */
+static void accept_cb(uv_poll_t *handle, int status, int events)
+{
+	struct listener *l = handle->data;
+	struct server *srv = l->srv;
+	int i;
+
+	(void)events;
+	if (status < 0) {
+		log_warn("accept on %s: %s", l->name, uv_strerror(status));
+		return;
+	}
+	for (i = 0; i < FERRY_ACCEPT_BATCH; i++) {
+		int fd;
+
+		if (fds_short(srv, 1)) {
+			pause_accepting(srv, 0);
+			return;
+		}
+		fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			if (errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM) {
+				log_warn("accept on %s: %s; pausing", l->name,
+					 strerror(errno));
+				pause_accepting(srv, FERRY_ACCEPT_RETRY_MS);
+				return;
+			}
+			log_warn("accept on %s: %s", l->name, strerror(errno));
+			return;
+		}
+		admit(srv, fd);
+	}
+}
+
+static void pause_accepting(struct server *srv, uint64_t retry_ms)
+{
+	size_t i;
+
+	if (!srv->accept_paused) {
+		for (i = 0; i < srv->listener_count; i++)
+			uv_poll_stop(&srv->listeners[i].poll);
+		srv->accept_paused = true;
+		/* Under a flood this flaps: say it once a second at most. */
+		if (uv_now(srv->loop) - srv->pause_logged_ms >= 1000 ||
+		    srv->pause_logged_ms == 0) {
+			srv->pause_logged_ms = uv_now(srv->loop);
+			log_warn("accepting paused: %llu of %llu file "
+				 "descriptors in use",
+				 (unsigned long long)(srv->fd_base +
+						      srv->fds_used),
+				 (unsigned long long)srv->fd_limit);
+		}
+	}
+	/* Descriptors used outside our count (another thread, a library) come
+	 * back without telling us: look again later. */
+	if (retry_ms > 0)
+		uv_timer_start(&srv->resume, resume_timer_cb, retry_ms, 0);
+}
+
+bool server_fds_tight(const struct server *srv)
+{
+	return fds_short(srv, 2);
+}
+
+void server_fds_released(struct server *srv)
+{
+	size_t i;
+
+	if (!srv->accept_paused || srv->stopping ||
+	    fds_short(srv, 2))
+		return;
+	uv_timer_stop(&srv->resume);
+	for (i = 0; i < srv->listener_count; i++)
+		uv_poll_start(&srv->listeners[i].poll, UV_READABLE, accept_cb);
+	srv->accept_paused = false;
+	log_debug("accepting again: %llu of %llu file descriptors in use",
+		  (unsigned long long)(srv->fd_base + srv->fds_used),
+		  (unsigned long long)srv->fd_limit);
 }
 
 static void listener_close_cb(uv_handle_t *handle)
@@ -91,6 +208,7 @@ static void listener_close_cb(uv_handle_t *handle)
 	struct listener *l = handle->data;
 	struct server *srv = l->srv;
 
+	close(l->fd);
 	srv->listeners_open--;
 	maybe_stopped(srv);
 }
@@ -100,72 +218,69 @@ static void close_listeners(struct server *srv)
 	size_t i;
 
 	for (i = 0; i < srv->listener_count; i++) {
-		uv_handle_t *h = (uv_handle_t *)&srv->listeners[i].tcp;
+		uv_handle_t *h = (uv_handle_t *)&srv->listeners[i].poll;
 		if (!uv_is_closing(h))
 			uv_close(h, listener_close_cb);
 	}
+	if (srv->resume_open && !uv_is_closing((uv_handle_t *)&srv->resume))
+		uv_close((uv_handle_t *)&srv->resume, NULL);
 }
 
-/* Binds and listens on one address; the bound name (with the real port when
- * the config said 0) goes into L->name. 0 or a UV_E* code. */
-static int listen_one(struct server *srv, struct listener *l,
-		      const struct listen_addr *addr)
-{
-	struct sockaddr_storage bound;
-	int len = sizeof bound;
-	unsigned flags = 0;
-	int rc;
-
-	l->srv = srv;
-	rc = uv_tcp_init(srv->loop, &l->tcp);
-	if (rc < 0)
-		return rc;
-	l->tcp.data = l;
-	srv->listener_count++;
-	srv->listeners_open++;
-	/* "[::]:7070" and "0.0.0.0:7070" may both be listed. */
-	if (addr->addr.ss_family == AF_INET6)
-		flags |= UV_TCP_IPV6ONLY;
-	rc = uv_tcp_bind(&l->tcp, (const struct sockaddr *)&addr->addr, flags);
-	if (rc == 0)
-		rc = uv_listen((uv_stream_t *)&l->tcp, FERRY_BACKLOG,
-			       on_connection);
-	if (rc < 0)
-		return rc;
-	if (uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&bound, &len) == 0)
-		conn_format_addr((struct sockaddr *)&bound, l->name,
-				 sizeof l->name);
-	else
-		snprintf(l->name, sizeof l->name, "%s", addr->text);
-	return 0;
-}
-
-/* Takes over a listening socket systemd passed (socket activation). */
+/* Serves a listening socket: ours, a worker parent's or systemd's. Its
+ * name (with the real port when the config said 0) goes into L->name.
+ * 0 or a UV_E* code; FD is the listener's to close from then on. */
 static int listen_fd(struct server *srv, struct listener *l, int fd)
 {
 	struct sockaddr_storage bound;
-	int len = sizeof bound;
+	socklen_t len = sizeof bound;
 	int rc;
 
 	l->srv = srv;
-	rc = uv_tcp_init(srv->loop, &l->tcp);
-	if (rc < 0)
+	l->fd = fd;
+	rc = uv_poll_init_socket(srv->loop, &l->poll, fd);
+	if (rc < 0) {
+		close(fd);
 		return rc;
-	l->tcp.data = l;
+	}
+	l->poll.data = l;
 	srv->listener_count++;
 	srv->listeners_open++;
-	rc = uv_tcp_open(&l->tcp, fd);
-	if (rc == 0)
-		rc = uv_listen((uv_stream_t *)&l->tcp, FERRY_BACKLOG,
-			       on_connection);
+	rc = uv_poll_start(&l->poll, UV_READABLE, accept_cb);
 	if (rc < 0)
 		return rc;
-	if (uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&bound, &len) == 0)
+	if (getsockname(fd, (struct sockaddr *)&bound, &len) == 0)
 		conn_format_addr((struct sockaddr *)&bound, l->name,
 				 sizeof l->name);
 	else
 		snprintf(l->name, sizeof l->name, "fd %d", fd);
 	return 0;
+}
+
+/* Binds and listens on one address of the config. 0 or a UV_E* code. */
+static int listen_one(struct server *srv, struct listener *l,
+		      const struct listen_addr *addr)
+{
+	int one = 1;
+	int fd = socket(addr->addr.ss_family,
+			SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int err;
+
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
+		goto fail;
+	/* "[::]:7070" and "0.0.0.0:7070" may both be listed. */
+	if (addr->addr.ss_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0)
+		goto fail;
+	if (bind(fd, (const struct sockaddr *)&addr->addr, addr->addr_len) < 0 ||
+	    listen(fd, FERRY_BACKLOG) < 0)
+		goto fail;
+	return listen_fd(srv, l, fd);
+fail:
+	err = errno;
+	close(fd);
+	return -err;
 }
 
 /* Uses the sockets systemd passed, if any: 0 when there were none, the
@@ -202,6 +317,30 @@ static int listen_activated(struct server *srv)
 	return n;
 }
 
+/* The descriptor limit, and how many are open before any client. */
+static void fd_budget_init(struct server *srv)
+{
+	struct rlimit rl;
+	DIR *d;
+
+	srv->fd_limit = 1024;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		srv->fd_limit = rl.rlim_cur;
+	else if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		srv->fd_limit = 1 << 20;
+	/* Listeners, the root, the logs, libuv's epoll, eventfd and signal
+	 * pipe, and a margin for the threadpool's own. */
+	srv->fd_base = 16;
+	d = opendir("/proc/self/fd");
+	if (d != NULL) {
+		uint64_t n = 0;
+		while (readdir(d) != NULL)
+			n++;
+		closedir(d);
+		srv->fd_base = n + 8;
+	}
+}
+
 int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg,
 		 const int *fds, size_t fd_count)
 {
@@ -215,6 +354,10 @@ int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg,
 		log_error("cannot open root %s: %s", cfg->root, strerror(-rc));
 		return rc;
 	}
+	fd_budget_init(srv);
+	uv_timer_init(loop, &srv->resume);
+	srv->resume.data = srv;
+	srv->resume_open = true;
 	srv->clients = clients_new();
 	if (srv->clients == NULL) {
 		rc = -ENOMEM;
@@ -325,6 +468,8 @@ void server_conn_closed(struct server *srv, struct conn *c)
 		c->next->prev = c->prev;
 	if (c->admitted)
 		srv->conn_count--;
+	srv->fds_used--;
+	server_fds_released(srv);
 	maybe_stopped(srv);
 }
 

@@ -24,7 +24,8 @@ struct root_ref *root_ref_get(struct root_ref *root);
 void root_ref_put(struct root_ref *root);
 
 struct listener {
-	uv_tcp_t tcp;
+	uv_poll_t poll;  /* readable: clients waiting to be accepted */
+	int fd;
 	struct server *srv;
 	char name[64]; /* "127.0.0.1:7070", with the bound port */
 };
@@ -40,6 +41,13 @@ struct server {
 	struct conn *conns;      /* every open connection, for shutdown */
 	uint64_t conn_count;     /* connections admitted (counted in limits) */
 	bool stopping;
+	bool accept_paused;      /* too few descriptors left */
+	uv_timer_t resume;       /* looks again after an EMFILE */
+	bool resume_open;
+	uint64_t pause_logged_ms;
+	uint64_t fd_limit;       /* RLIMIT_NOFILE */
+	uint64_t fd_base;        /* open before any client */
+	uint64_t fds_used;       /* client sockets, and files jobs may open */
 	uv_timer_t deadline;     /* shutdown: then in-flight transfers are cut */
 	bool deadline_open;
 	void (*on_stopped)(struct server *srv); /* every connection is gone */
@@ -65,6 +73,12 @@ void server_shutdown(struct server *srv, void (*on_stopped)(struct server *));
 
 /* Frees what server_start made, once the loop has closed every handle. */
 void server_free(struct server *srv);
+
+/* Whether descriptors are short enough that a new client is refused. */
+bool server_fds_tight(const struct server *srv);
+
+/* Descriptors were given back (a file closed): accept again if paused. */
+void server_fds_released(struct server *srv);
 
 /* Called by conn.c when a connection is gone. */
 void server_conn_closed(struct server *srv, struct conn *c);

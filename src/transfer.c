@@ -27,6 +27,9 @@
 /* One sendfile job moves at most this many chunks, and waits for a full
  * socket at most this long in all, before other jobs get the thread. */
 #define FERRY_JOB_CHUNKS 2
+/* Descriptors an open job may hold at once: the file or directory, and one
+ * more while the fallback walk resolves a path. */
+#define FERRY_OPEN_FDS 2
 /* How far ahead one cachestat(2) looks. */
 #define FERRY_CACHE_LOOKAHEAD (64ULL << 20)
 #define FERRY_JOB_WAIT_NS (2 * 1000 * 1000ULL)
@@ -637,6 +640,8 @@ static void open_after_cb(uv_work_t *req, int status)
 	c->jobs--;
 	root_ref_put(t->root);
 	t->root = NULL;
+	/* The job's reservation becomes the file it kept open, if any. */
+	c->srv->fds_used -= FERRY_OPEN_FDS - (t->file_fd >= 0 ? 1 : 0);
 	if (c->closing) {
 		conn_close(c);
 		return;
@@ -692,10 +697,12 @@ void transfer_begin(struct conn *c, struct transfer *t)
 	}
 	t->root = root_ref_get(c->srv->root);
 	t->work.data = t;
+	c->srv->fds_used += FERRY_OPEN_FDS;
 	atomic_fetch_add(&jobs_queued, 1);
 	rc = uv_queue_work(c->tcp.loop, &t->work, open_work_cb, open_after_cb);
 	if (rc < 0) {
 		atomic_fetch_sub(&jobs_queued, 1);
+		c->srv->fds_used -= FERRY_OPEN_FDS;
 		root_ref_put(t->root);
 		t->root = NULL;
 		conn_reply_error(c, 500, "queue-failed");
@@ -717,8 +724,11 @@ void transfer_free(struct transfer *t)
 {
 	if (t == NULL)
 		return;
-	if (t->file_fd >= 0)
+	if (t->file_fd >= 0) {
 		close(t->file_fd);
+		t->conn->srv->fds_used--;
+		server_fds_released(t->conn->srv);
+	}
 	free(t->buf[0]);
 	free(t->buf[1]);
 	free(t->listing);

@@ -571,6 +571,7 @@ static int range_set(struct transfer *t)
 	uint64_t size = (uint64_t)t->st.st_size;
 
 	if (t->req.offset > size) {
+		t->offset = t->req.offset; /* logged as asked */
 		t->range_beyond = true;
 		return -1;
 	}

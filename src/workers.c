@@ -215,7 +215,7 @@ int workers_run(struct config *cfg, unsigned count, workers_serve_fn serve,
 			running--;
 			if (stopping)
 				continue;
-			log_error("worker %u (pid %d) %s %d; restarting it", i,
+			log_warn("worker %u (pid %d) %s %d; restarting it", i,
 				  (int)pid,
 				  WIFSIGNALED(wstatus) ? "killed by signal" :
 							 "exited with",

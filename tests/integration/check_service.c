@@ -16,6 +16,7 @@
 #endif
 #include <check.h>
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <libgen.h>
 #include <netinet/in.h>
@@ -931,6 +932,88 @@ START_TEST(fd_limit)
 }
 END_TEST
 
+/* ---- workers ------------------------------------------------------------ */
+
+/* The processes whose parent is PPID, into KIDS (at most CAP); how many. */
+static int children_of(pid_t ppid, pid_t *kids, int cap)
+{
+	DIR *proc = opendir("/proc");
+	struct dirent *e;
+	int n = 0;
+
+	ck_assert_msg(proc != NULL, "/proc: %s", strerror(errno));
+	while ((e = readdir(proc)) != NULL) {
+		char path[300], *text = NULL, *close_paren;
+		size_t len;
+		int parent = 0;
+		long pid = strtol(e->d_name, NULL, 10);
+
+		if (pid <= 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+		if (h_read_file(path, &text, &len) != 0)
+			continue;
+		/* "PID (comm) STATE PPID ...": comm may hold spaces. */
+		close_paren = strrchr(text, ')');
+		if (close_paren != NULL &&
+		    sscanf(close_paren + 1, " %*c %d", &parent) == 1 &&
+		    parent == ppid && n < cap)
+			kids[n++] = (pid_t)pid;
+		free(text);
+	}
+	closedir(proc);
+	return n;
+}
+
+/* Waits (bounded) until PPID has WANT children, none of them NOT. */
+static int await_children(pid_t ppid, int want, pid_t not, pid_t *kids)
+{
+	int64_t end = h_now_ms() + LINE_MS;
+	int n = 0, i;
+
+	while (h_now_ms() < end) {
+		bool stale = false;
+
+		n = children_of(ppid, kids, 8);
+		for (i = 0; i < n; i++)
+			stale = stale || kids[i] == not;
+		if (n == want && !stale)
+			return n;
+		pause_ms(20);
+	}
+	return n;
+}
+
+START_TEST(workers)
+{
+	char msg[4096], listening[64];
+	pid_t kids[8], again[8];
+	int n, i, rc;
+
+	ck_assert_int_eq(h_write_config(&d, "workers=2"), 0);
+	rc = h_start(&d, msg, sizeof(msg));
+	ck_assert_msg(rc == 0, "%s", msg);
+	n = await_children(d.pid, 2, 0, kids);
+	ck_assert_msg(n == 2, "ferryd (pid %d) has %d worker processes, want 2",
+		      (int)d.pid, n);
+	/* Each worker has its own socket on the same port (SO_REUSEPORT). */
+	snprintf(listening, sizeof(listening), "listening on 127.0.0.1:%d\n",
+		 d.port);
+	ck_assert_int_eq(h_count_lines(d.diag_log, listening), 2);
+	for (i = 0; i < 20; i++)
+		fetch_ok(d.port, "small.bin", H_SMALL_BYTES);
+
+	/* A worker that dies is replaced, and serving goes on. */
+	ck_assert_int_eq(kill(kids[0], SIGKILL), 0);
+	n = await_children(d.pid, 2, kids[0], again);
+	ck_assert_msg(n == 2, "after killing worker %d, ferryd has %d workers",
+		      (int)kids[0], n);
+	for (i = 0; i < 20; i++)
+		fetch_ok(d.port, "small.bin", H_SMALL_BYTES);
+	/* The teardown's SIGTERM must stop every worker, then the parent. */
+}
+END_TEST
+
 /* ---- the suite --------------------------------------------------------- */
 
 struct test {
@@ -947,6 +1030,7 @@ static const struct test tests[] = {
 	{ "logrotate", &logrotate, 60 },
 	{ "sample_configs", &sample_configs, 30 },
 	{ "fd_limit", &fd_limit, 30 },
+	{ "workers", &workers, 30 },
 };
 
 static Suite *service_suite(void)

@@ -603,6 +603,14 @@ static void prepare(struct getter *g, size_t index)
 		fail(j, -ENAMETOOLONG, CLIENT_STAGE_NET);
 		return;
 	}
+	/* "-o /dev/null" or a FIFO: nothing to rename into place (renaming
+	 * over a device would replace it with a file). */
+	if (j->dest != NULL && stat(j->dest, &st) == 0 && !S_ISREG(st.st_mode) &&
+	    !S_ISDIR(st.st_mode)) {
+		j->direct = true;
+		queue_fetch(g, index, 0);
+		return;
+	}
 	if (j->dest != NULL &&
 	    (set_path(j->part, sizeof(j->part), j->dest, ".part") < 0 ||
 	     set_path(j->meta, sizeof(j->meta), j->dest, ".part.meta") < 0)) {
@@ -656,6 +664,10 @@ static int open_output(struct client_job *j, const struct client_get_opts *o,
 		*fd = STDOUT_FILENO;
 		return 0;
 	}
+	if (j->direct) {
+		*fd = open(j->dest, O_WRONLY | O_CLOEXEC);
+		return *fd < 0 ? -errno : 0;
+	}
 	if (!j->resuming) {
 		*fd = open(j->part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
 			   0666);
@@ -690,6 +702,8 @@ static int finish(struct client_job *j, int fd)
 	struct timespec ts[2] = { { 0, UTIME_NOW }, { (time_t)j->mtime, 0 } };
 	int rc = 0;
 
+	if (j->direct)
+		return close(fd) < 0 ? -errno : 0;
 	if (futimens(fd, ts) < 0 || fsync(fd) < 0)
 		rc = -errno;
 	if (close(fd) < 0 && rc == 0)

@@ -153,6 +153,7 @@ struct client_job {
 	char meta[4200];
 	struct client_meta rec; /* the .meta of the part being resumed */
 	bool resuming;
+	bool direct;            /* dest is a device or FIFO: written as is */
 };
 
 /* Progress over all files: which one, and its bytes so far out of TOTAL

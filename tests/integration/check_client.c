@@ -35,6 +35,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -840,6 +841,57 @@ START_TEST(get_stdout)
 }
 END_TEST
 
+/* -o naming a device or a FIFO writes into it: a .part renamed over
+ * /dev/null would replace the device with a file. */
+START_TEST(get_to_device)
+{
+	char dev[400], fifo[400], cmd[900];
+	const char *null[] = { "get", "-q", "-o", dev, target(), "/small.bin",
+			       NULL };
+	const char *into_fifo[] = { "get", "-q", "-o", fifo, target(),
+				    "/small.bin", NULL };
+	struct stat st;
+	char copy[400];
+
+	/* A null device of our own (not the system's /dev/null, which a
+	 * regression would replace): only root may make one. */
+	snprintf(dev, sizeof(dev), "%s/null", d.dir);
+	if (mknod(dev, S_IFCHR | 0666, makedev(1, 3)) == 0) {
+		char part[420];
+
+		run_ok(null, "-o DEVICE");
+		ck_assert_int_eq(stat(dev, &st), 0);
+		ck_assert_msg(S_ISCHR(st.st_mode), "%s is no longer a device",
+			      dev);
+		snprintf(part, sizeof(part), "%s.part", dev);
+		ck_assert_msg(access(part, F_OK) != 0, "%s was left behind",
+			      part);
+	} else {
+		fprintf(stderr, "check_client: get_to_device: no device node "
+				"(%s); testing the FIFO only\n",
+			strerror(errno));
+	}
+
+	/* A reader drains the FIFO into a file, bounded by timeout(1). */
+	snprintf(fifo, sizeof(fifo), "%s/fifo", d.dir);
+	snprintf(copy, sizeof(copy), "%s/fifo.copy", d.dir);
+	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+	snprintf(cmd, sizeof(cmd), "timeout 20 cat '%s' > '%s' &", fifo, copy);
+	ck_assert_int_eq(system(cmd), 0);
+	run_ok(into_fifo, "-o FIFO");
+	ck_assert_int_eq(h_wait_exists(copy, WAIT_MS), 0);
+	for (int i = 0; i < 200; i++) {
+		if (stat(copy, &st) == 0 && st.st_size == H_SMALL_BYTES)
+			break;
+		usleep(25 * 1000);
+	}
+	expect_same(copy, h_root_path(&d, "small.bin"), 0, H_SMALL_BYTES,
+		    "the FIFO's reader");
+	ck_assert_int_eq(stat(fifo, &st), 0);
+	ck_assert_msg(S_ISFIFO(st.st_mode), "the FIFO was replaced");
+}
+END_TEST
+
 START_TEST(get_ranges)
 {
 	const char *mid[] = { "get", "-q", "--offset", "1000", "--length",
@@ -1610,6 +1662,7 @@ static const struct test daemon_tests[] = {
 	{ "get_several", &get_several, 120 },
 	{ "get_several_refused", &get_several_refused, 60 },
 	{ "get_stdout", &get_stdout, 120 },
+	{ "get_to_device", &get_to_device, 60 },
 	{ "get_ranges", &get_ranges, 60 },
 	{ "resume_prepared", &resume_prepared, 120 },
 	{ "resume_after_client_killed", &resume_after_client_killed, 120 },

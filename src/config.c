@@ -146,6 +146,8 @@ static const struct key keys[] = {
 	  .def_text = "-" },
 	{ .name = "log.format", .type = KEY_ENUM, FIELD(log_format),
 	  .def = FERRY_LOG_TEXT, .choices = format_choices },
+	{ .name = "log.flush", .type = KEY_MS, FIELD(log_flush_ms), .min = 0,
+	  .max = 60 * SECOND_MS, .def = 0 },
 	{ .name = "log.level", .type = KEY_ENUM, FIELD(log_level),
 	  .def = LOG_LEVEL_INFO, .choices = level_choices },
 	{ .name = "threads", .type = KEY_COUNT, FIELD(threads), .min = 1,

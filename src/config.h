@@ -45,6 +45,7 @@ struct config {
 	uint64_t shutdown_timeout_ms;
 	char *transfer_log; /* a path, or "-" for stderr */
 	enum log_format log_format;
+	uint64_t log_flush_ms;   /* 0: each line at once; else buffered */
 	enum log_level log_level;
 	unsigned threads;
 	char *user; /* account to switch to when started as root, or NULL */

@@ -394,8 +394,15 @@ static void process(struct conn *c)
 			return;
 		}
 	}
-	if (t->req.kind == PROTO_RAW)
+	if (t->req.kind == PROTO_RAW) {
 		c->close_after = true;
+	} else if (!c->nodelay) {
+		/* A kept-alive answer's last segment must not wait for the
+		 * client's delayed ACK (Nagle); the raw form's close flushes
+		 * it anyway, so only GET and LIST pay for this. */
+		uv_tcp_nodelay(&c->tcp, 1);
+		c->nodelay = true;
+	}
 	transfer_begin(c, t);
 }
 
@@ -435,18 +442,15 @@ static void refuse(struct conn *c, int code, const char *error)
 void conn_start(struct conn *c)
 {
 	struct server *srv = c->srv;
-	int len = sizeof c->peer;
 	int rc;
 
 	c->tcp.data = c;
 	c->timer.data = c;
 	c->fd = -1;
 	uv_fileno((uv_handle_t *)&c->tcp, &c->fd);
-	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&c->peer, &len) < 0)
-		memset(&c->peer, 0, sizeof c->peer);
+	/* c->peer came with accept4. */
 	conn_format_addr((struct sockaddr *)&c->peer, c->peer_text,
 			 sizeof c->peer_text);
-	uv_tcp_nodelay(&c->tcp, 1);
 
 	if (srv->stopping) {
 		refuse(c, 503, "shutting-down");

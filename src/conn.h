@@ -51,6 +51,7 @@ struct conn {
 	bool closing;            /* conn_close called */
 	bool lingering;          /* FIN sent; discarding input until EOF */
 	bool close_after;        /* raw form, fatal error or shutdown */
+	bool nodelay;            /* TCP_NODELAY set */
 	char errline[160];       /* an ERR line being written */
 	uv_write_t ereq;
 	uv_shutdown_t sreq;

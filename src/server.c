@@ -87,7 +87,8 @@ static void resume_timer_cb(uv_timer_t *timer)
 }
 
 /* Takes one accepted socket FD into a new connection. */
-static void admit(struct server *srv, int fd)
+static void admit(struct server *srv, int fd,
+		  const struct sockaddr_storage *peer)
 {
 	struct conn *c = calloc(1, sizeof *c);
 
@@ -97,6 +98,7 @@ static void admit(struct server *srv, int fd)
 		return;
 	}
 	c->srv = srv;
+	c->peer = *peer;
 	uv_tcp_init(srv->loop, &c->tcp);
 	uv_timer_init(srv->loop, &c->timer);
 	c->tcp.data = c;
@@ -131,13 +133,17 @@ static void accept_cb(uv_poll_t *handle, int status, int events)
 		return;
 	}
 	for (i = 0; i < FERRY_ACCEPT_BATCH; i++) {
+		struct sockaddr_storage peer;
+		socklen_t peer_len;
 		int fd;
 
 		if (fds_short(srv, 1)) {
 			pause_accepting(srv, 0);
 			return;
 		}
-		fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		peer_len = sizeof peer;
+		fd = accept4(l->fd, (struct sockaddr *)&peer, &peer_len,
+			     SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
@@ -153,7 +159,7 @@ static void accept_cb(uv_poll_t *handle, int status, int events)
 			log_warn("accept on %s: %s", l->name, strerror(errno));
 			return;
 		}
-		admit(srv, fd);
+		admit(srv, fd, &peer);
 	}
 }
 
@@ -341,6 +347,25 @@ static void fd_budget_init(struct server *srv)
 	}
 }
 
+static void log_flush_cb(uv_timer_t *timer)
+{
+	(void)timer;
+	translog_flush();
+}
+
+/* log.flush: buffered transfer-log lines are written every so often. The
+ * timer does not keep the loop alive; translog_close writes the rest. */
+static void log_flush_apply(struct server *srv, uint64_t flush_ms)
+{
+	if (flush_ms > 0 && translog_set_buffered(true) == 0) {
+		uv_timer_start(&srv->log_timer, log_flush_cb, flush_ms,
+			       flush_ms);
+		return;
+	}
+	uv_timer_stop(&srv->log_timer);
+	translog_set_buffered(false);
+}
+
 int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg,
 		 const int *fds, size_t fd_count)
 {
@@ -384,6 +409,9 @@ int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg,
 		rc = 0;
 	}
 	srv->cfg = cfg;
+	uv_timer_init(loop, &srv->log_timer);
+	uv_unref((uv_handle_t *)&srv->log_timer);
+	log_flush_apply(srv, cfg->log_flush_ms);
 	for (i = 0; i < srv->listener_count; i++)
 		log_info("listening on %s", srv->listeners[i].name);
 	return 0;
@@ -437,6 +465,7 @@ int server_reload(struct server *srv, struct config *new_cfg)
 	srv->root = root;
 	config_free(srv->cfg);
 	srv->cfg = new_cfg;
+	log_flush_apply(srv, new_cfg->log_flush_ms);
 	log_set_level(new_cfg->log_level);
 	log_info("configuration reloaded from %s", new_cfg->file);
 	return 0;

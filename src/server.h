@@ -45,6 +45,7 @@ struct server {
 	uv_timer_t resume;       /* looks again after an EMFILE */
 	bool resume_open;
 	uint64_t pause_logged_ms;
+	uv_timer_t log_timer;    /* log.flush */
 	uint64_t fd_limit;       /* RLIMIT_NOFILE */
 	uint64_t fd_base;        /* open before any client */
 	uint64_t fds_used;       /* client sockets, and files jobs may open */

@@ -20,6 +20,7 @@
  * the descriptor under a write in flight (writers share the lock, since
  * O_APPEND writes of one line each do not interleave). */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -237,6 +238,70 @@ static void close_fd(int fd)
 		close(fd);
 }
 
+/* log.flush: lines gather in this buffer and are written together, when it
+ * is full, when translog_flush is called (a timer), and before the file is
+ * reopened or closed. Only whole lines are in it. */
+#define TRANSLOG_BUFFER_BYTES 65536
+static char *log_buf;
+static size_t log_buf_len;
+static bool log_buffered;
+
+/* Writes LEN bytes at BUF to the log, all of them. 0 or -errno. */
+static int write_all(const char *buf, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(log_fd, buf, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* With the write lock held. */
+static int flush_locked(void)
+{
+	int rc = 0;
+
+	if (log_buf_len > 0 && log_fd >= 0)
+		rc = write_all(log_buf, log_buf_len);
+	log_buf_len = 0;
+	return rc;
+}
+
+int translog_flush(void)
+{
+	int rc;
+
+	pthread_rwlock_wrlock(&log_lock);
+	rc = flush_locked();
+	pthread_rwlock_unlock(&log_lock);
+	return rc;
+}
+
+int translog_set_buffered(bool on)
+{
+	int rc = 0;
+
+	pthread_rwlock_wrlock(&log_lock);
+	if (on && log_buf == NULL) {
+		log_buf = malloc(TRANSLOG_BUFFER_BYTES);
+		if (log_buf == NULL)
+			rc = -ENOMEM;
+	}
+	if (rc == 0) {
+		if (!on)
+			rc = flush_locked();
+		log_buffered = on;
+	}
+	pthread_rwlock_unlock(&log_lock);
+	return rc;
+}
+
 int translog_open(const char *path, enum log_format format)
 {
 	int fd, old;
@@ -251,6 +316,7 @@ int translog_open(const char *path, enum log_format format)
 	}
 
 	pthread_rwlock_wrlock(&log_lock);
+	flush_locked(); /* what was logged goes to the file it was logged to */
 	old = log_fd;
 	log_fd = fd;
 	log_fmt = format;
@@ -265,8 +331,12 @@ void translog_close(void)
 	int old;
 
 	pthread_rwlock_wrlock(&log_lock);
+	flush_locked();
 	old = log_fd;
 	log_fd = -1;
+	log_buffered = false;
+	free(log_buf);
+	log_buf = NULL;
 	pthread_rwlock_unlock(&log_lock);
 
 	close_fd(old);
@@ -279,7 +349,11 @@ int translog_write(const struct transfer_record *r)
 	ssize_t written;
 	int len, rc = 0;
 
-	pthread_rwlock_rdlock(&log_lock);
+	/* Buffering appends to shared memory: that takes the write lock. */
+	if (log_buffered)
+		pthread_rwlock_wrlock(&log_lock);
+	else
+		pthread_rwlock_rdlock(&log_lock);
 	if (log_fd < 0) {
 		rc = -EBADF;
 		goto out;
@@ -295,6 +369,17 @@ int translog_write(const struct transfer_record *r)
 		translog_format(r, log_fmt, line, (size_t)len + 1);
 	}
 
+	if (log_buffered) {
+		if (log_buf_len + (size_t)len > TRANSLOG_BUFFER_BYTES)
+			rc = flush_locked();
+		if ((size_t)len > TRANSLOG_BUFFER_BYTES) {
+			rc = write_all(line, (size_t)len);
+		} else {
+			memcpy(log_buf + log_buf_len, line, (size_t)len);
+			log_buf_len += (size_t)len;
+		}
+		goto out;
+	}
 	/* One write per line: with O_APPEND, lines from concurrent writers
 	 * (and other processes appending to the same file) never mix. */
 	do {

@@ -4,6 +4,7 @@
 #ifndef FERRY_TRANSLOG_H
 #define FERRY_TRANSLOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -37,6 +38,12 @@ int translog_format(const struct transfer_record *r, enum log_format format,
  * the previous file stays in use. */
 int translog_open(const char *path, enum log_format format);
 void translog_close(void);
+/* log.flush: with ON, lines gather in a 64 KiB buffer until it is full or
+ * translog_flush is called; off writes what is gathered and each line at
+ * once from then on. 0 or -errno. */
+int translog_set_buffered(bool on);
+/* Writes the lines gathered so far. 0 or -errno. */
+int translog_flush(void);
 /* Writes one record. 0 or -errno. */
 int translog_write(const struct transfer_record *r);
 

@@ -1014,6 +1014,37 @@ START_TEST(workers)
 }
 END_TEST
 
+/* ---- log.flush ------------------------------------------------------------ */
+
+/* With log.flush, lines gather in memory and reach the file within the
+ * interval, and SIGTERM writes every one that is left. */
+START_TEST(log_flush)
+{
+	static const char *const ok_line[] = { " status=200 ", NULL };
+	char msg[4096], line[1024];
+	int i, rc, status = 0;
+
+	ck_assert_int_eq(h_write_config(&d, "log.flush=300ms"), 0);
+	rc = h_start(&d, msg, sizeof(msg));
+	ck_assert_msg(rc == 0, "%s", msg);
+	for (i = 0; i < 50; i++)
+		fetch_ok(d.port, "small.bin", H_SMALL_BYTES);
+	/* Within the interval (bounded wait), not at once. */
+	ck_assert_msg(h_wait_line(d.transfer_log, LINE_MS, line, sizeof(line),
+				  ok_line) == 0,
+		      "no transfer line reached the log within %d ms", LINE_MS);
+	for (i = 0; i < 50; i++)
+		fetch_ok(d.port, "small.bin", H_SMALL_BYTES);
+	rc = h_stop(&d, STOP_MS, &status);
+	ck_assert_msg(rc == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "ferryd did not stop cleanly: %s", h_diag_tail(&d));
+	/* The probe's LIST line, and all 100 fetches: none lost. */
+	ck_assert_int_eq(h_count_lines(d.transfer_log,
+				       " path=/small.bin mode=sendfile status=200 "),
+			 100);
+}
+END_TEST
+
 /* ---- the suite --------------------------------------------------------- */
 
 struct test {
@@ -1031,6 +1062,7 @@ static const struct test tests[] = {
 	{ "sample_configs", &sample_configs, 30 },
 	{ "fd_limit", &fd_limit, 30 },
 	{ "workers", &workers, 30 },
+	{ "log_flush", &log_flush, 30 },
 };
 
 static Suite *service_suite(void)

@@ -236,6 +236,57 @@ int path_open(int root_fd, const char *rel, int flags)
 	return open_walk(root_fd, rel, flags);
 }
 
+/* Checks that the open FD is a regular file, filling ST; closes it if not.
+ * Returns FD or a negative errno. */
+static int regular_only(int fd, struct stat *st)
+{
+	int rc;
+
+	if (fstat(fd, st) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	if (!S_ISREG(st->st_mode)) {
+		rc = S_ISDIR(st->st_mode) ? -EISDIR : -EPERM;
+		goto fail;
+	}
+	return fd;
+fail:
+	close(fd);
+	return rc;
+}
+
+int path_open_file_cached(int root_fd, const char *rel, struct stat *st)
+{
+#if defined(HAVE_OPENAT2) && defined(RESOLVE_CACHED)
+	static atomic_bool unsupported;
+	struct open_how how;
+	long fd;
+
+	if (rel[0] == '\0' || atomic_load(&unsupported) ||
+	    atomic_load(&fallback_forced) || atomic_load(&openat2_missing))
+		return -EAGAIN;
+	memset(&how, 0, sizeof(how));
+	how.flags = (unsigned long long)open_flags(O_RDONLY | O_NONBLOCK);
+	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_CACHED;
+	fd = syscall(SYS_openat2, root_fd, rel, &how, sizeof(how));
+	if (fd < 0) {
+		/* Kernels before 5.12 do not know RESOLVE_CACHED. */
+		if (errno == EINVAL || errno == ENOSYS) {
+			atomic_store(&unsupported, true);
+			return -EAGAIN;
+		}
+		return -errno;
+	}
+	return regular_only((int)fd, st);
+#else
+	(void)root_fd;
+	(void)rel;
+	(void)st;
+	return -EAGAIN;
+#endif
+}
+
 int path_open_file(int root_fd, const char *rel, struct stat *st)
 {
 	struct stat local;

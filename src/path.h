@@ -24,6 +24,12 @@ int path_open(int root_fd, const char *rel, int flags);
  * fd, or a negative errno: -EISDIR/-EPERM for a non-regular file. */
 int path_open_file(int root_fd, const char *rel, struct stat *st);
 
+/* Like path_open_file, but only from what the kernel has cached: a path
+ * whose resolution would wait for the disk gives -EAGAIN at once (openat2's
+ * RESOLVE_CACHED), as does a kernel without it. For the event loop, which
+ * must never block. */
+int path_open_file_cached(int root_fd, const char *rel, struct stat *st);
+
 /* The protocol code for a negative errno from the functions above:
  * 404 no such file, 403 outside the root / not regular / denied, 500 else. */
 int path_error_code(int neg_errno);

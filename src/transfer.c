@@ -44,6 +44,7 @@ static atomic_int jobs_queued;
 
 static void sendfile_queue(struct conn *c, struct transfer *t);
 static void sendfile_progress(struct conn *c, struct transfer *t);
+static void opened(struct conn *c, struct transfer *t);
 static void buffered_pump(struct conn *c, struct transfer *t);
 
 static const char *mode_name(const struct transfer *t)
@@ -647,6 +648,14 @@ static void open_after_cb(uv_work_t *req, int status)
 		conn_close(c);
 		return;
 	}
+	opened(c, t);
+}
+
+/* The file is open (or could not be): answer the error, the listing, the
+ * 416, or go on sending. After an open job the first send already happened
+ * in the job; after an open on the loop, nothing has been sent yet. */
+static void opened(struct conn *c, struct transfer *t)
+{
 	if (t->open_err < 0) {
 		int code = path_error_code(t->open_err);
 
@@ -673,6 +682,35 @@ static void open_after_cb(uv_work_t *req, int status)
 		buffered_start(c, t);
 }
 
+/* The fast path for a hot file: opened on the loop from the kernel's caches
+ * (RESOLVE_CACHED) and, when cachestat finds its first window cached, sent
+ * from the loop too, with no trip through the pool. Anything that would
+ * wait for the disk goes to the pool instead. Returns false when the open
+ * job must do it. */
+static bool open_on_loop(struct conn *c, struct transfer *t)
+{
+	int fd;
+
+	if (t->req.kind == PROTO_LIST || t->mode != FERRY_MODE_SENDFILE)
+		return false;
+	fd = path_open_file_cached(c->srv->root->fd, t->rel, &t->st);
+	if (fd == -EAGAIN)
+		return false;
+	if (fd >= 0) {
+		t->file_fd = fd;
+		c->srv->fds_used++;
+		if (range_set(t) == 0) {
+			if (window_cached(t))
+				sendfile_send(t, false);
+			else
+				t->job_err = -EAGAIN; /* a job, once writable */
+		}
+	}
+	t->open_err = fd < 0 ? fd : 0;
+	opened(c, t);
+	return true;
+}
+
 void transfer_begin(struct conn *c, struct transfer *t)
 {
 	const struct config *cfg = c->srv->cfg;
@@ -696,6 +734,8 @@ void transfer_begin(struct conn *c, struct transfer *t)
 		conn_reply_error(c, 403, "not-regular");
 		return;
 	}
+	if (open_on_loop(c, t))
+		return;
 	t->root = root_ref_get(c->srv->root);
 	t->work.data = t;
 	c->srv->fds_used += FERRY_OPEN_FDS;

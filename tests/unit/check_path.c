@@ -466,6 +466,47 @@ START_TEST(link_dangling)
 }
 END_TEST
 
+/* The loop's open: what the kernel has cached opens as path_open_file
+ * does; nothing ever escapes; anything else may say -EAGAIN, never block. */
+START_TEST(cached_open)
+{
+	static const char *const refused[] = { "link_abs", "link_out",
+					       "dir_abs/passwd", "dir_out/x",
+					       "sub/dir_up_out/x", "sub",
+					       "fifo" };
+	struct stat st;
+	size_t i;
+	int fd;
+
+	/* Warm the dentries with a normal open first. */
+	fd = path_open_file(root_fd, "file.txt", NULL);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	fd = path_open_file_cached(root_fd, "file.txt", &st);
+	if (fd == -EAGAIN) {
+		/* A kernel without RESOLVE_CACHED (before 5.12). */
+		fprintf(stderr, "check_path: cached_open: -EAGAIN even for a "
+				"cached path; RESOLVE_CACHED unsupported?\n");
+	} else {
+		ck_assert_int_ge(fd, 0);
+		ck_assert(S_ISREG(st.st_mode));
+		ck_assert(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+		assert_content(fd, "hello");
+	}
+	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		fd = path_open_file_cached(root_fd, refused[i], &st);
+		ck_assert_msg(fd < 0, "%s opened through the cached path",
+			      refused[i]);
+		if (fd != -EAGAIN)
+			ck_assert_int_eq(path_error_code(fd), 403);
+	}
+	fd = path_open_file_cached(root_fd, "no/such", &st);
+	ck_assert_msg(fd == -ENOENT || fd == -EAGAIN, "no/such: %d", fd);
+	/* The root itself is left to the open job. */
+	ck_assert_int_eq(path_open_file_cached(root_fd, "", &st), -EAGAIN);
+}
+END_TEST
+
 START_TEST(unnormalized_refused)
 {
 	struct stat st;
@@ -722,6 +763,7 @@ static Suite *path_suite(void)
 	tcase_add_loop_test(tc, link_outside, 0, 2);
 	tcase_add_loop_test(tc, link_dangling, 0, 2);
 	tcase_add_loop_test(tc, unnormalized_refused, 0, 2);
+	tcase_add_test(tc, cached_open);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("listing");

@@ -261,7 +261,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	if (cfg->workers > 1)
-		return workers_run(cfg, cfg->workers, serve, drop_privileges);
+	if (cfg->workers > 1) {
+		rc = workers_run(cfg, cfg->workers, serve, drop_privileges);
+		config_free(cfg);
+		translog_close();
+		return rc;
+	}
 	return serve(cfg, NULL, 0);
 }

@@ -126,7 +126,9 @@ static pid_t spawn(struct config *cfg, struct worker *all, unsigned count,
 	unsetenv("NOTIFY_SOCKET");
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	_exit(serve(cfg, all[index].fds, all[index].fd_count));
+	/* exit, not _exit: libuv's destructor releases its signal pipe and joins
+	 * the idle pool threads. */
+	exit(serve(cfg, all[index].fds, all[index].fd_count));
 }
 
 static void signal_all(const struct worker *w, unsigned count, int sig)
@@ -227,6 +229,9 @@ int workers_run(struct config *cfg, unsigned count, workers_serve_fn serve,
 				running++;
 		}
 	}
+	for (i = 0; i < count && (i == 0 || !shared_fds); i++)
+		for (size_t a = 0; a < w[i].fd_count; a++)
+			close(w[i].fds[a]);
 	free(w);
 	log_info("stopped");
 	return status;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "clients.h"
@@ -22,6 +23,7 @@
 #define FERRY_LINGER_MS 2000
 
 static void process(struct conn *c);
+static void start_reading(struct conn *c);
 
 void conn_format_addr(const struct sockaddr *sa, char *out, size_t cap)
 {
@@ -308,6 +310,35 @@ static void start_reading(struct conn *c)
 	c->reading = true;
 }
 
+/* Most clients send their request right after connecting, so it is often
+ * there by the time the connection is accepted: read it at once, and wait
+ * for the socket (start_reading) only when it is not. */
+static void read_first(struct conn *c)
+{
+	ssize_t n;
+
+	c->in = malloc(FERRY_LINE_MAX);
+	if (c->in == NULL) {
+		conn_close(c);
+		return;
+	}
+	do
+		n = recv(c->fd, c->in, FERRY_LINE_MAX, MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n > 0) {
+		c->in_len = (size_t)n;
+		process(c);
+	} else if (n == 0) {
+		c->read_eof = true;
+		process(c);
+	} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+		start_reading(c);
+	} else {
+		log_debug("%s: read: %s", c->peer_text, strerror(errno));
+		conn_close(c);
+	}
+}
+
 /* Answers the next complete request line, or waits for one. Called whenever
  * no request is being answered. */
 static void process(struct conn *c)
@@ -478,5 +509,5 @@ void conn_start(struct conn *c)
 	srv->conn_count++;
 	uv_timer_start(&c->timer, request_timeout_cb,
 		       srv->cfg->request_timeout_ms, 0);
-	start_reading(c);
+	read_first(c);
 }

@@ -20,7 +20,7 @@
 
 #define FERRY_BACKLOG 4096
 /* Connections accepted per wakeup of a listener, before others' events. */
-#define FERRY_ACCEPT_BATCH 64
+#define FERRY_ACCEPT_BATCH 8
 /* Descriptors kept free: each admitted connection may still open a file
  * (and, resolving it, two directories); the headroom covers that, libuv's
  * own and the logs' reopening. */

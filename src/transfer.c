@@ -118,7 +118,9 @@ static void transfer_complete(struct conn *c, struct transfer *t)
 		uv_poll_stop(&c->poll);
 		c->poll_active = false;
 	}
-	set_cork(c, t, false);
+	/* A kept-alive answer is pushed now; the raw form's close pushes it. */
+	if (t->req.kind != PROTO_RAW)
+		set_cork(c, t, false);
 	transfer_log(c, t, 200, NULL);
 	conn_request_done(c, false);
 }
@@ -176,8 +178,11 @@ static void sendfile_send(struct transfer *t, bool may_wait)
 
 	t->job_err = 0;
 	t->job_eof = false;
-	/* Many jobs to go: cork, so no partial segment leaves between them. */
-	if (!t->corked && t->length - t->sent > budget) {
+	/* Many windows to go: cork, so no partial segment leaves between
+	 * them. The raw form too: its close then sends the last bytes and the
+	 * FIN in one segment. */
+	if (!t->corked && (t->length - t->sent > budget ||
+			   (t->req.kind == PROTO_RAW && t->length > 0))) {
 		int on = 1;
 		if (setsockopt(sock, IPPROTO_TCP, TCP_CORK, &on, sizeof on) == 0)
 			t->corked = true;

@@ -332,6 +332,9 @@ static void read_first(struct conn *c)
 		c->read_eof = true;
 		process(c);
 	} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+		/* An idle connection holds no buffer (see alloc_cb). */
+		free(c->in);
+		c->in = NULL;
 		start_reading(c);
 	} else {
 		log_debug("%s: read: %s", c->peer_text, strerror(errno));

@@ -290,7 +290,7 @@ int path_open_file_cached(int root_fd, const char *rel, struct stat *st)
 int path_open_file(int root_fd, const char *rel, struct stat *st)
 {
 	struct stat local;
-	int fd, rc;
+	int fd;
 
 	if (st == NULL)
 		st = &local;
@@ -299,19 +299,7 @@ int path_open_file(int root_fd, const char *rel, struct stat *st)
 	fd = path_open(root_fd, rel, O_RDONLY | O_NONBLOCK);
 	if (fd < 0)
 		return fd;
-	if (fstat(fd, st) < 0) {
-		rc = -errno;
-		goto fail;
-	}
-	if (!S_ISREG(st->st_mode)) {
-		rc = S_ISDIR(st->st_mode) ? -EISDIR : -EPERM;
-		goto fail;
-	}
-	return fd;
-
-fail:
-	close(fd);
-	return rc;
+	return regular_only(fd, st);
 }
 
 int path_error_code(int neg_errno)

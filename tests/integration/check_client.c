@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "fixture.h"
 #include "harness.h"
 
 #ifndef PACKAGE_VERSION
@@ -518,30 +519,8 @@ static void setup_cli(void)
 
 static void teardown_daemon(void)
 {
-	char first[1024];
-	int n, rc, status = 0;
-
 	run_free(&last);
-	if (d.pid > 0) {
-		ck_assert_msg(h_alive(&d), "ferryd is gone; its log: %s",
-			      h_diag_tail(&d));
-		n = h_wait_fd_count(d.pid, d.fd_baseline, 5000);
-		ck_assert_msg(n == d.fd_baseline,
-			      "ferryd holds %d fds, %d after startup: %s", n,
-			      d.fd_baseline, h_fd_list(d.pid));
-		rc = h_stop(&d, STOP_MS, &status);
-		ck_assert_msg(rc == 0, "ferryd did not exit within %d ms of "
-				       "SIGTERM: %s",
-			      STOP_MS, h_diag_tail(&d));
-		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-			      "ferryd exit status 0x%x after SIGTERM: %s",
-			      status, h_diag_tail(&d));
-	}
-	n = h_diag_errors(&d, first, sizeof(first));
-	ck_assert_msg(n == 0, "%d unexpected error line(s) in ferryd's log; "
-			      "the first: %s",
-		      n, first);
-	h_teardown(&d);
+	fixture_teardown(&d, STOP_MS);
 }
 
 static void teardown_cli(void)

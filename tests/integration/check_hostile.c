@@ -45,6 +45,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fixture.h"
 #include "harness.h"
 
 #define LINE_MS 5000  /* a reply line, a log line */
@@ -81,29 +82,7 @@ static void setup_buffered(void)
 
 static void teardown_daemon(void)
 {
-	char first[1024];
-	int n, rc, status = 0;
-
-	if (d.pid > 0) {
-		ck_assert_msg(h_alive(&d), "ferryd is gone; its log: %s",
-			      h_diag_tail(&d));
-		n = h_wait_fd_count(d.pid, d.fd_baseline, 5000);
-		ck_assert_msg(n == d.fd_baseline,
-			      "ferryd holds %d fds, %d after startup: %s", n,
-			      d.fd_baseline, h_fd_list(d.pid));
-		rc = h_stop(&d, STOP_MS, &status);
-		ck_assert_msg(rc == 0, "ferryd did not exit within %d ms of "
-				       "SIGTERM: %s",
-			      STOP_MS, h_diag_tail(&d));
-		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-			      "ferryd exit status 0x%x after SIGTERM: %s",
-			      status, h_diag_tail(&d));
-	}
-	n = h_diag_errors(&d, first, sizeof(first));
-	ck_assert_msg(n == 0, "%d unexpected error line(s) in ferryd's log; "
-			      "the first: %s",
-		      n, first);
-	h_teardown(&d);
+	fixture_teardown(&d, STOP_MS);
 }
 
 /* Starts the test's daemon with the harness's config and OVERRIDES (NULL

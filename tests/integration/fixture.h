@@ -1,0 +1,12 @@
+/* The checks every integration test ends with, shared by the suites. */
+#ifndef FERRY_FIXTURE_H
+#define FERRY_FIXTURE_H
+
+#include "harness.h"
+
+/* Asserts that the daemon D started (if any) is alive, holds no more
+ * descriptors than after startup, exits 0 within STOP_MS of SIGTERM, and
+ * left no unexpected error line in its log; then removes D's directory. */
+void fixture_teardown(struct h_daemon *d, int stop_ms);
+
+#endif

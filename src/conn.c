@@ -63,8 +63,6 @@ void conn_close(struct conn *c)
 {
 	if (!c->closing) {
 		c->closing = true;
-		if (c->xfer != NULL)
-			transfer_stop(c, c->xfer);
 		if (c->poll_active) {
 			uv_poll_stop(&c->poll);
 			c->poll_active = false;

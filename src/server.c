@@ -262,12 +262,11 @@ static int listen_fd(struct server *srv, struct listener *l, int fd)
 	return 0;
 }
 
-/* Binds and listens on one address of the config. 0 or a UV_E* code. */
-static int listen_one(struct server *srv, struct listener *l,
-		      const struct listen_addr *addr)
+int server_listen_socket(const struct sockaddr *addr, socklen_t len,
+			 bool reuseport)
 {
 	int one = 1;
-	int fd = socket(addr->addr.ss_family,
+	int fd = socket(addr->sa_family,
 			SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	int err;
 
@@ -275,18 +274,30 @@ static int listen_one(struct server *srv, struct listener *l,
 		return -errno;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
 		goto fail;
+	if (reuseport &&
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+		goto fail;
 	/* "[::]:7070" and "0.0.0.0:7070" may both be listed. */
-	if (addr->addr.ss_family == AF_INET6 &&
+	if (addr->sa_family == AF_INET6 &&
 	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0)
 		goto fail;
-	if (bind(fd, (const struct sockaddr *)&addr->addr, addr->addr_len) < 0 ||
-	    listen(fd, FERRY_BACKLOG) < 0)
+	if (bind(fd, addr, len) < 0 || listen(fd, FERRY_BACKLOG) < 0)
 		goto fail;
-	return listen_fd(srv, l, fd);
+	return fd;
 fail:
 	err = errno;
 	close(fd);
 	return -err;
+}
+
+/* Binds and listens on one address of the config. 0 or a UV_E* code. */
+static int listen_one(struct server *srv, struct listener *l,
+		      const struct listen_addr *addr)
+{
+	int fd = server_listen_socket((const struct sockaddr *)&addr->addr,
+				      addr->addr_len, false);
+
+	return fd < 0 ? fd : listen_fd(srv, l, fd);
 }
 
 /* Uses the sockets systemd passed, if any: 0 when there were none, the

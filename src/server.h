@@ -62,6 +62,12 @@ struct server {
 int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg,
 		 const int *fds, size_t fd_count);
 
+/* A listening TCP socket bound to ADDR (IPv6 sockets IPv6 only), with
+ * SO_REUSEPORT when REUSEPORT (workers each bind their own). The fd, or a
+ * negative errno. */
+int server_listen_socket(const struct sockaddr *addr, socklen_t len,
+			 bool reuseport);
+
 /* Swaps in NEW_CFG (taking ownership): new root, limits, timeouts, transfer
  * settings and logs. Transfers in flight keep the settings they began with.
  * 0, or -errno with the old configuration kept (NEW_CFG freed). */

@@ -721,9 +721,6 @@ void transfer_begin(struct conn *c, struct transfer *t)
 	const struct config *cfg = c->srv->cfg;
 	int rc;
 
-	t->conn = c;
-	t->file_fd = -1;
-	t->start_ns = uv_hrtime();
 	t->mode = cfg->mode;
 	t->chunk_bytes = cfg->chunk_bytes;
 	t->buffer_bytes = cfg->buffer_bytes;
@@ -755,15 +752,6 @@ void transfer_begin(struct conn *c, struct transfer *t)
 		return;
 	}
 	c->jobs++;
-}
-
-void transfer_stop(struct conn *c, struct transfer *t)
-{
-	(void)t;
-	if (c->poll_active) {
-		uv_poll_stop(&c->poll);
-		c->poll_active = false;
-	}
 }
 
 void transfer_free(struct transfer *t)

@@ -70,7 +70,8 @@ struct transfer {
 	bool header_writing;
 };
 
-/* Starts answering T->req on C (C->xfer == T). Ends by calling
+/* Starts answering T->req on C (C->xfer == T, with T->conn, file_fd = -1
+ * and start_ns set by conn.c). Ends by calling
  * conn_request_done or conn_reply_error, or transfer_fail. */
 void transfer_begin(struct conn *c, struct transfer *t);
 
@@ -81,9 +82,6 @@ void transfer_log(struct conn *c, struct transfer *t, int status,
 /* Logs T as failed and closes the connection. */
 void transfer_fail(struct conn *c, struct transfer *t, int status,
 		   const char *error);
-
-/* Stops the engine's watchers; the conn is closing. */
-void transfer_stop(struct conn *c, struct transfer *t);
 
 /* Frees T and closes its file. Only once nothing can call back for it. */
 void transfer_free(struct transfer *t);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "server.h"
 #include "service.h"
 
 /* A worker that dies sooner than this after its start is restarted only
@@ -29,31 +30,6 @@ struct worker {
 	size_t fd_count;
 	struct timespec started;
 };
-
-/* Opens a listening socket on ADDR with SO_REUSEPORT, so that every worker
- * has its own and the kernel spreads connections across them. Returns the
- * fd or a negative errno. */
-static int listen_reuseport(const struct sockaddr *addr, socklen_t len)
-{
-	int one = 1;
-	int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		return -errno;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
-		goto fail;
-	if (addr->sa_family == AF_INET6 &&
-	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0)
-		goto fail;
-	if (bind(fd, addr, len) < 0 || listen(fd, 4096) < 0)
-		goto fail;
-	return fd;
-fail:
-	one = errno;
-	close(fd);
-	return -one;
-}
 
 /* Gives every worker its listening sockets: systemd's, shared by all, or
  * one per worker and address. The first worker's bind fixes the port when
@@ -87,7 +63,8 @@ static int open_listeners(const struct config *cfg, struct worker *w,
 				getsockname(w[0].fds[a], (struct sockaddr *)&ss,
 					    &got);
 			}
-			fd = listen_reuseport((struct sockaddr *)&ss, len);
+			fd = server_listen_socket((struct sockaddr *)&ss, len,
+						  true);
 			if (fd < 0) {
 				log_error("cannot listen on %s: %s",
 					  cfg->listen[a].text, strerror(-fd));

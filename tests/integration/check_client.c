@@ -1707,31 +1707,13 @@ static Suite *client_suite(void)
 
 int main(void)
 {
-	SRunner *sr;
 	size_t i;
-	int failed, rc;
+	int status;
 
-	/* A write to a socket the peer closed must fail, not kill. */
-	signal(SIGPIPE, SIG_IGN);
 	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
-	h_adopt_orphans();
-	rc = h_run_init();
-	if (rc < 0) {
-		fprintf(stderr, "check_client: cannot make the test files: %s\n",
-			h_strerror(rc));
-		h_run_cleanup();
-		return EXIT_FAILURE;
-	}
-	fprintf(stderr, "check_client: ferry is %s, ferryd is %s\n",
-		ferry_path(), h_ferryd_path());
-
-	sr = srunner_create(client_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	fprintf(stderr, "check_client: ferry is %s\n", ferry_path());
+	status = fixture_run("check_client", client_suite());
 	for (i = 0; i < names_used; i++)
 		free(names[i]);
-	h_reap_orphans();
-	h_run_cleanup();
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return status;
 }

@@ -1125,27 +1125,8 @@ static Suite *service_suite(void)
 
 int main(void)
 {
-	SRunner *sr;
-	int failed, rc;
+	int status;
 
-	/* A write to a socket the daemon closed must fail, not kill. */
-	signal(SIGPIPE, SIG_IGN);
-	h_adopt_orphans();
-	rc = h_run_init();
-	if (rc < 0) {
-		fprintf(stderr, "check_service: cannot make the test files: "
-				"%s\n",
-			h_strerror(rc));
-		h_run_cleanup();
-		return EXIT_FAILURE;
-	}
-	fprintf(stderr, "check_service: ferryd is %s\n", h_ferryd_path());
-
-	sr = srunner_create(service_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	h_reap_orphans();
-	h_run_cleanup();
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	status = fixture_run("check_service", service_suite());
+	return status;
 }

@@ -2,6 +2,9 @@
 #include "fixture.h"
 
 #include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <sys/wait.h>
 
 void fixture_teardown(struct h_daemon *d, int stop_ms)
@@ -29,4 +32,28 @@ void fixture_teardown(struct h_daemon *d, int stop_ms)
 			      "the first: %s",
 		      n, first);
 	h_teardown(d);
+}
+
+int fixture_run(const char *prog, Suite *suite)
+{
+	SRunner *sr = srunner_create(suite);
+	int failed, rc;
+
+	signal(SIGPIPE, SIG_IGN);
+	h_adopt_orphans();
+	rc = h_run_init();
+	if (rc < 0) {
+		fprintf(stderr, "%s: cannot make the test files: %s\n", prog,
+			h_strerror(rc));
+		srunner_free(sr);
+		h_run_cleanup();
+		return EXIT_FAILURE;
+	}
+	fprintf(stderr, "%s: ferryd is %s\n", prog, h_ferryd_path());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	h_reap_orphans();
+	h_run_cleanup();
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -41,13 +41,7 @@ static struct h_daemon d;
 
 static void setup_mode(const char *mode)
 {
-	char msg[4096];
-	int rc;
-
-	rc = h_setup(&d, mode);
-	ck_assert_msg(rc == 0, "test dir: %s", h_strerror(rc));
-	rc = h_start(&d, msg, sizeof(msg));
-	ck_assert_msg(rc == 0, "starting %s: %s", h_ferryd_path(), msg);
+	fixture_start(&d, mode);
 }
 
 static void setup_sendfile(void)

@@ -34,6 +34,17 @@ void fixture_teardown(struct h_daemon *d, int stop_ms)
 	h_teardown(d);
 }
 
+void fixture_start(struct h_daemon *d, const char *mode)
+{
+	char msg[4096];
+	int rc;
+
+	rc = h_setup(d, mode);
+	ck_assert_msg(rc == 0, "test dir: %s", h_strerror(rc));
+	rc = h_start(d, msg, sizeof(msg));
+	ck_assert_msg(rc == 0, "starting %s: %s", h_ferryd_path(), msg);
+}
+
 int fixture_run(const char *prog, Suite *suite)
 {
 	SRunner *sr = srunner_create(suite);

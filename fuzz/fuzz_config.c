@@ -7,7 +7,7 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 
-#include "config.h"
+#include "daemon/config.h"
 #include "fuzz.h"
 
 #define NAME "fuzz.yaml"

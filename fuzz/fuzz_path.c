@@ -31,9 +31,9 @@
 #include <unistd.h>
 
 #include "fuzz.h"
-#include "listing.h"
-#include "path.h"
-#include "protocol.h"
+#include "daemon/listing.h"
+#include "common/path.h"
+#include "common/protocol.h"
 
 #define OP_MASK 3
 #define OP_OPEN_FILE 0

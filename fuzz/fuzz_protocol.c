@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "protocol.h"
+#include "common/protocol.h"
 
 /* Each holds a request line or more; static, as one input is checked at a
  * time. */

@@ -1,0 +1,567 @@
+/* ferry: the command line. Options, dispatch to get, ls and stats, and the
+ * messages; what happens on the wire and on disk is in client.c. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client/client.h"
+#include "common/protocol.h"
+#include "client/stats.h"
+
+#ifndef PACKAGE_VERSION
+#define PACKAGE_VERSION "unknown"
+#endif
+
+/* Exit codes, as man/ferry.1 documents them. */
+#define FERRY_EXIT_DONE 0
+#define FERRY_EXIT_REFUSED 1 /* the server answered ERR */
+#define FERRY_EXIT_USAGE 2
+#define FERRY_EXIT_FAILED 3 /* network or I/O */
+
+/* The progress line is redrawn at most this often. */
+#define PROGRESS_INTERVAL_MS 100
+
+enum { OPT_OFFSET = 256, OPT_LENGTH };
+
+static const char usage_text[] =
+	"usage: ferry get [-o FILE | -d DIR] [-c] [-q] [--offset N] "
+	"[--length N] HOST[:PORT] PATH...\n"
+	"       ferry ls HOST[:PORT] [DIR]\n"
+	"       ferry stats [--since T] [--until T] [--svg FILE] [LOG...]\n"
+	"       ferry --help | --version\n";
+
+static const char help_text[] =
+	"\n"
+	"Fetch files from a ferryd server (default port 7070).\n"
+	"\n"
+	"get options:\n"
+	"  -o FILE       write the one PATH to FILE ('-': standard output)\n"
+	"  -d DIR        write each PATH into DIR (default: .)\n"
+	"  -c            resume from NAME.part if the file is unchanged\n"
+	"  -q            no progress line, no summary\n"
+	"  --offset N    start at byte N of the file\n"
+	"  --length N    fetch at most N bytes\n"
+	"\n"
+	"HOST is a name, an IPv4 address or an IPv6 address in brackets.\n"
+	"Exit status: 0 done, 1 refused by the server, 2 usage, 3 network or\n"
+	"I/O failure. See ferry(1).\n";
+
+/* "ferry: MESSAGE", then the usage, on stderr. */
+static void usage_error(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+
+static void usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "ferry: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n%s", usage_text);
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A decimal number for --offset and --length: at most 63 bits. */
+static int parse_count(const char *s, uint64_t *out)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	for (i = 0; s[i] != '\0'; i++) {
+		uint64_t d = (uint64_t)(s[i] - '0');
+
+		if (s[i] < '0' || s[i] > '9' ||
+		    v > ((uint64_t)FERRY_NUMBER_MAX - d) / 10)
+			return -EINVAL;
+		v = v * 10 + d;
+	}
+	if (i == 0)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+/* The unknown option getopt just met, for the message. */
+static const char *bad_option(char **argv)
+{
+	static char opt[3];
+
+	if (optopt > 0 && optopt < 128) {
+		opt[0] = '-';
+		opt[1] = (char)optopt;
+		opt[2] = '\0';
+		return opt;
+	}
+	return argv[optind - 1];
+}
+
+/* Connects to TARGET, or says why not. */
+static int connect_or_say(struct client_conn *c, const struct client_target *t)
+{
+	int rc = client_connect(c, t, FERRY_CONNECT_TIMEOUT_MS);
+
+	if (rc == 0)
+		return 0;
+	if (c->gai_error != 0)
+		fprintf(stderr, "ferry: cannot resolve %s: %s\n", t->host,
+			gai_strerror(c->gai_error));
+	else
+		fprintf(stderr, "ferry: cannot connect to %s port %s: %s\n",
+			t->host, t->port, strerror(-rc));
+	return rc;
+}
+
+/* ---- get ---------------------------------------------------------------- */
+
+/* The progress line's state: drawn on stderr only when it is a terminal. */
+struct progress {
+	int64_t start_ms, drawn_ms;
+	bool drawn;
+	const struct client_job *job;
+	uint64_t earlier_bytes; /* received for the files before JOB */
+};
+
+static const char *job_label(const struct client_job *j)
+{
+	return j->dest != NULL ? j->dest : j->path;
+}
+
+static void draw_progress(void *arg, const struct client_job *job,
+			  uint64_t done, uint64_t total)
+{
+	struct progress *p = arg;
+	int64_t now = now_ms();
+	char line[512];
+
+	if (p->job != job) {
+		if (p->job != NULL)
+			p->earlier_bytes += p->job->received;
+		p->job = job;
+	}
+	if (p->drawn && now - p->drawn_ms < PROGRESS_INTERVAL_MS)
+		return;
+	client_format_progress(line, sizeof(line), job_label(job), done, total,
+			       p->earlier_bytes + (done - job->resumed),
+			       (double)(now - p->start_ms) / 1000.0);
+	fprintf(stderr, "\r%s\033[K", line);
+	p->drawn = true;
+	p->drawn_ms = now;
+}
+
+static void clear_progress(struct progress *p)
+{
+	if (p->drawn)
+		fprintf(stderr, "\r\033[K");
+	p->drawn = false;
+}
+
+/* Says what became of job J; returns its exit code. */
+static int report(const struct client_job *j, bool resume, bool quiet)
+{
+	const char *err = strerror(-j->err);
+	char timeout[64];
+
+	switch (j->status) {
+	case CLIENT_DONE:
+		if (resume && j->restarted && !quiet)
+			fprintf(stderr,
+				"ferry: %s: the file changed on the server or "
+				"%s.part had no usable record; fetched it "
+				"from the start\n",
+				j->path, j->dest);
+		return FERRY_EXIT_DONE;
+	case CLIENT_REFUSED:
+		fprintf(stderr, "ferry: %s: the server refused: %d %s\n",
+			j->path, j->code, j->reason);
+		return FERRY_EXIT_REFUSED;
+	case CLIENT_PENDING:
+	case CLIENT_FAILED:
+		break;
+	}
+	if (j->err == -ECONNRESET)
+		err = "the server closed the connection";
+	else if (j->err == -ETIMEDOUT) {
+		snprintf(timeout, sizeof(timeout),
+			 "no progress for %d s; the server is stuck",
+			 FERRY_IO_TIMEOUT_MS / 1000);
+		err = timeout;
+	}
+	switch (j->stage) {
+	case CLIENT_STAGE_NET:
+		fprintf(stderr, "ferry: %s: %s\n", j->path, err);
+		break;
+	case CLIENT_STAGE_SHORT:
+		if (j->dest != NULL)
+			fprintf(stderr,
+				"ferry: %s: the server closed the connection "
+				"after %" PRIu64 " of %" PRIu64 " bytes; "
+				"%s.part is kept, resume with -c\n",
+				j->path, j->received, j->length, j->dest);
+		else
+			fprintf(stderr,
+				"ferry: %s: the server closed the connection "
+				"after %" PRIu64 " of %" PRIu64 " bytes; the "
+				"output is incomplete\n",
+				j->path, j->received, j->length);
+		break;
+	case CLIENT_STAGE_PROTOCOL:
+		fprintf(stderr, "ferry: %s: the server's reply is not in the "
+				"ferry protocol\n",
+			j->path);
+		break;
+	case CLIENT_STAGE_PART:
+		if (j->dest != NULL)
+			fprintf(stderr, "ferry: %s: writing %s: %s\n", j->path,
+				j->part[0] != '\0' ? j->part : j->dest, err);
+		else
+			fprintf(stderr, "ferry: %s: writing standard "
+					"output: %s\n",
+				j->path, err);
+		break;
+	case CLIENT_STAGE_META:
+		fprintf(stderr, "ferry: %s: writing %s: %s\n", j->path,
+			j->meta, err);
+		break;
+	case CLIENT_STAGE_FINISH:
+		fprintf(stderr, "ferry: %s: finishing %s: %s\n", j->path,
+			j->dest, err);
+		break;
+	case CLIENT_STAGE_CHANGED:
+		fprintf(stderr, "ferry: %s: the file changed on the server "
+				"while resuming; run ferry again\n",
+			j->path);
+		break;
+	case CLIENT_STAGE_ABORTED:
+		fprintf(stderr, "ferry: %s: not fetched: the connection "
+				"failed earlier (%s)\n",
+			j->path, err);
+		break;
+	}
+	return FERRY_EXIT_FAILED;
+}
+
+/* Fills JOBS[i].dest for each PATH: -o FILE, or DIR/basename. Names the
+ * files in NAMES (one malloc'd string each). 0, or a usage error. */
+static int name_outputs(struct client_job *jobs, char **names, size_t n,
+			const char *output, const char *dir)
+{
+	char base[FERRY_LINE_MAX];
+	size_t i, k;
+
+	for (i = 0; i < n; i++) {
+		if (output != NULL) {
+			jobs[i].dest = strcmp(output, "-") == 0 ? NULL : output;
+			continue;
+		}
+		if (client_output_name(jobs[i].path, base, sizeof(base)) < 0) {
+			usage_error("cannot name a local file after '%s'; "
+				    "use -o FILE",
+				    jobs[i].path);
+			return -EINVAL;
+		}
+		if (dir == NULL)
+			names[i] = strdup(base);
+		else if (asprintf(&names[i], "%s/%s", dir, base) < 0)
+			names[i] = NULL;
+		if (names[i] == NULL) {
+			fprintf(stderr, "ferry: out of memory\n");
+			return -ENOMEM;
+		}
+		jobs[i].dest = names[i];
+		for (k = 0; k < i; k++) {
+			if (strcmp(jobs[k].dest, names[i]) == 0) {
+				usage_error("two PATHs would both be written "
+					    "to '%s'",
+					    names[i]);
+				return -EINVAL;
+			}
+		}
+	}
+	return 0;
+}
+
+static int get_main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "output", required_argument, NULL, 'o' },
+		{ "directory", required_argument, NULL, 'd' },
+		{ "continue", no_argument, NULL, 'c' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "offset", required_argument, NULL, OPT_OFFSET },
+		{ "length", required_argument, NULL, OPT_LENGTH },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct client_get_opts opts;
+	struct client_target target;
+	struct client_conn conn;
+	struct client_job *jobs = NULL;
+	struct progress prog;
+	const char *output = NULL, *dir = NULL;
+	char **names = NULL, line[512], label[64];
+	bool quiet = false;
+	uint64_t bytes = 0;
+	size_t n, i, done = 0;
+	int opt, rc, code = FERRY_EXIT_DONE;
+
+	memset(&opts, 0, sizeof(opts));
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":o:d:cqh", longopts, NULL)) !=
+	       -1) {
+		switch (opt) {
+		case 'o':
+			output = optarg;
+			break;
+		case 'd':
+			dir = optarg;
+			break;
+		case 'c':
+			opts.resume = true;
+			break;
+		case 'q':
+			quiet = true;
+			break;
+		case OPT_OFFSET:
+		case OPT_LENGTH:
+			if (parse_count(optarg, opt == OPT_OFFSET
+							? &opts.offset
+							: &opts.length) < 0) {
+				usage_error("not a byte count: '%s'", optarg);
+				return FERRY_EXIT_USAGE;
+			}
+			opts.has_length |= opt == OPT_LENGTH;
+			break;
+		case 'h':
+			printf("%s%s", usage_text, help_text);
+			return FERRY_EXIT_DONE;
+		case ':':
+			usage_error("%s needs a value", bad_option(argv));
+			return FERRY_EXIT_USAGE;
+		default:
+			usage_error("unknown option '%s'", bad_option(argv));
+			return FERRY_EXIT_USAGE;
+		}
+	}
+	if (argc - optind < 2) {
+		usage_error("get needs HOST[:PORT] and at least one PATH");
+		return FERRY_EXIT_USAGE;
+	}
+	if (client_parse_target(argv[optind], &target) < 0) {
+		usage_error("not HOST[:PORT]: '%s'", argv[optind]);
+		return FERRY_EXIT_USAGE;
+	}
+	n = (size_t)(argc - optind - 1);
+	if (output != NULL && dir != NULL) {
+		usage_error("-o and -d exclude each other");
+		return FERRY_EXIT_USAGE;
+	}
+	if (output != NULL && n > 1) {
+		usage_error("-o takes one PATH; use -d DIR for several");
+		return FERRY_EXIT_USAGE;
+	}
+	if (output != NULL && strcmp(output, "-") == 0 && opts.resume) {
+		usage_error("-c cannot resume standard output");
+		return FERRY_EXIT_USAGE;
+	}
+
+	jobs = calloc(n, sizeof(*jobs));
+	names = calloc(n, sizeof(*names));
+	if (jobs == NULL || names == NULL) {
+		fprintf(stderr, "ferry: out of memory\n");
+		code = FERRY_EXIT_FAILED;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		jobs[i].path = argv[optind + 1 + (int)i];
+		if (jobs[i].path[0] == '\0') {
+			usage_error("an empty PATH");
+			code = FERRY_EXIT_USAGE;
+			goto out;
+		}
+	}
+	rc = name_outputs(jobs, names, n, output, dir);
+	if (rc < 0) {
+		code = rc == -EINVAL ? FERRY_EXIT_USAGE : FERRY_EXIT_FAILED;
+		goto out;
+	}
+
+	memset(&prog, 0, sizeof(prog));
+	prog.start_ms = now_ms();
+	if (!quiet && isatty(STDERR_FILENO)) {
+		opts.progress = draw_progress;
+		opts.arg = &prog;
+	}
+	if (connect_or_say(&conn, &target) < 0) {
+		code = FERRY_EXIT_FAILED;
+		goto out;
+	}
+	rc = client_get(&conn, jobs, n, &opts);
+	client_close(&conn);
+	clear_progress(&prog);
+	if (rc < 0) {
+		fprintf(stderr, "ferry: %s\n", strerror(-rc));
+		code = FERRY_EXIT_FAILED;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		int c = report(&jobs[i], opts.resume, quiet);
+
+		/* A failure outweighs a refusal. */
+		if (c > code)
+			code = c;
+		bytes += jobs[i].received;
+		done += jobs[i].status == CLIENT_DONE;
+	}
+	if (!quiet && done > 0) {
+		if (n == 1)
+			snprintf(label, sizeof(label), "%.60s",
+				 job_label(&jobs[0]));
+		else if (done == n)
+			snprintf(label, sizeof(label), "%zu files", n);
+		else
+			snprintf(label, sizeof(label), "%zu of %zu files", done,
+				 n);
+		client_format_summary(line, sizeof(line), label, bytes,
+				      (double)(now_ms() - prog.start_ms) /
+					      1000.0);
+		if (n == 1 && jobs[0].resumed > 0)
+			fprintf(stderr, "%s (resumed after %" PRIu64
+					" bytes)\n",
+				line, jobs[0].resumed);
+		else
+			fprintf(stderr, "%s\n", line);
+	}
+out:
+	for (i = 0; names != NULL && i < n; i++)
+		free(names[i]);
+	free(names);
+	free(jobs);
+	return code;
+}
+
+/* ---- ls ----------------------------------------------------------------- */
+
+static int ls_main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct client_target target;
+	struct client_conn conn;
+	struct proto_reply rep;
+	struct proto_entry *ent = NULL;
+	const char *dir;
+	char *body = NULL, *line, *end, out[3 * FERRY_LINE_MAX + 64];
+	size_t len;
+	int opt, rc, code = FERRY_EXIT_DONE;
+
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		if (opt == 'h') {
+			printf("%s%s", usage_text, help_text);
+			return FERRY_EXIT_DONE;
+		}
+		usage_error("unknown option '%s'", bad_option(argv));
+		return FERRY_EXIT_USAGE;
+	}
+	if (argc - optind < 1 || argc - optind > 2) {
+		usage_error("ls needs HOST[:PORT] and at most one DIR");
+		return FERRY_EXIT_USAGE;
+	}
+	if (client_parse_target(argv[optind], &target) < 0) {
+		usage_error("not HOST[:PORT]: '%s'", argv[optind]);
+		return FERRY_EXIT_USAGE;
+	}
+	dir = argc - optind == 2 ? argv[optind + 1] : NULL;
+
+	if (connect_or_say(&conn, &target) < 0)
+		return FERRY_EXIT_FAILED;
+	rc = client_list(&conn, dir, &rep, &body, &len);
+	client_close(&conn);
+	if (rc < 0) {
+		fprintf(stderr, "ferry: listing %s: %s\n", dir ? dir : "/",
+			rc == -ECONNRESET ? "the server closed the connection"
+			: rc == -EPROTO	  ? "the reply is not in the ferry "
+					    "protocol"
+					  : strerror(-rc));
+		return FERRY_EXIT_FAILED;
+	}
+	if (!rep.ok) {
+		fprintf(stderr, "ferry: %s: the server refused: %d %s\n",
+			dir ? dir : "/", rep.code, rep.reason);
+		return FERRY_EXIT_REFUSED;
+	}
+	ent = malloc(sizeof(*ent));
+	if (ent == NULL) {
+		fprintf(stderr, "ferry: out of memory\n");
+		code = FERRY_EXIT_FAILED;
+		goto out;
+	}
+	for (line = body; line < body + len; line = end + 1) {
+		end = memchr(line, '\n', (size_t)(body + len - line));
+		if (end == NULL ||
+		    proto_parse_entry(line, (size_t)(end - line), ent) < 0) {
+			fprintf(stderr, "ferry: listing %s: a line that is "
+					"not an entry\n",
+				dir ? dir : "/");
+			code = FERRY_EXIT_FAILED;
+			goto out;
+		}
+		client_format_entry(out, sizeof(out), ent);
+		printf("%s\n", out);
+	}
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "ferry: writing the listing: %s\n",
+			strerror(errno));
+		code = FERRY_EXIT_FAILED;
+	}
+out:
+	free(ent);
+	free(body);
+	return code;
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+	const char *cmd = argc > 1 ? argv[1] : NULL;
+
+	if (cmd == NULL) {
+		fprintf(stderr, "%s", usage_text);
+		return FERRY_EXIT_USAGE;
+	}
+	if (strcmp(cmd, "get") == 0)
+		return get_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "ls") == 0)
+		return ls_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "stats") == 0)
+		return stats_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+		printf("%s%s", usage_text, help_text);
+		return FERRY_EXIT_DONE;
+	}
+	if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
+		printf("ferry %s\n", PACKAGE_VERSION);
+		return FERRY_EXIT_DONE;
+	}
+	usage_error("unknown command '%s'", cmd);
+	return FERRY_EXIT_USAGE;
+}

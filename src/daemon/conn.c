@@ -1,0 +1,514 @@
+/* One client connection: see conn.h. */
+#include "daemon/conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "daemon/clients.h"
+#include "common/log.h"
+#include "daemon/server.h"
+#include "daemon/transfer.h"
+#include "daemon/translog.h"
+
+/* How long a closing connection may keep sending us bytes after our FIN
+ * before we close it hard. Reading them until the client's EOF keeps the
+ * kernel from answering unread input with a reset that could destroy the
+ * last bytes of the answer in the client's receive queue. */
+#define FERRY_LINGER_MS 2000
+
+static void process(struct conn *c);
+static void start_reading(struct conn *c);
+
+void conn_format_addr(const struct sockaddr *sa, char *out, size_t cap)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+		snprintf(out, cap, "%s:%u", host, ntohs(in->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)sa;
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+		snprintf(out, cap, "[%s]:%u", host, ntohs(in6->sin6_port));
+	} else {
+		snprintf(out, cap, "unknown");
+	}
+}
+
+/* ---- closing ---- */
+
+static void close_cb(uv_handle_t *handle)
+{
+	struct conn *c = handle->data;
+
+	if (--c->handles > 0)
+		return;
+	transfer_free(c->xfer);
+	c->xfer = NULL;
+	free(c->in);
+	if (c->admitted)
+		clients_release(c->srv->clients, (struct sockaddr *)&c->peer);
+	server_conn_closed(c->srv, c);
+	free(c);
+}
+
+void conn_close(struct conn *c)
+{
+	if (!c->closing) {
+		c->closing = true;
+		if (c->poll_active) {
+			uv_poll_stop(&c->poll);
+			c->poll_active = false;
+		}
+		uv_timer_stop(&c->timer);
+		if (c->reading) {
+			uv_read_stop((uv_stream_t *)&c->tcp);
+			c->reading = false;
+		}
+	}
+	/* A job still uses the socket's fd: closing it now would let the next
+	 * accept reuse the number under the job. Its callback calls us again. */
+	if (c->jobs > 0)
+		return;
+	if (uv_is_closing((uv_handle_t *)&c->tcp))
+		return;
+	if (c->poll_init)
+		uv_close((uv_handle_t *)&c->poll, close_cb);
+	uv_close((uv_handle_t *)&c->timer, close_cb);
+	uv_close((uv_handle_t *)&c->tcp, close_cb);
+}
+
+static void linger_timer_cb(uv_timer_t *timer)
+{
+	conn_close(timer->data);
+}
+
+static void discard_alloc_cb(uv_handle_t *handle, size_t suggested,
+			     uv_buf_t *buf)
+{
+	static char sink[16384];
+
+	(void)handle;
+	(void)suggested;
+	*buf = uv_buf_init(sink, sizeof sink);
+}
+
+static void discard_read_cb(uv_stream_t *stream, ssize_t nread,
+			    const uv_buf_t *buf)
+{
+	(void)buf;
+	if (nread < 0)
+		conn_close(stream->data);
+}
+
+static void shutdown_cb(uv_shutdown_t *req, int status)
+{
+	struct conn *c = req->data;
+
+	if (c->closing)
+		return;
+	if (status < 0 || c->read_eof) {
+		conn_close(c);
+		return;
+	}
+	c->lingering = true;
+	if (uv_read_start((uv_stream_t *)&c->tcp, discard_alloc_cb,
+			  discard_read_cb) < 0) {
+		conn_close(c);
+		return;
+	}
+	c->reading = true;
+	uv_timer_start(&c->timer, linger_timer_cb, FERRY_LINGER_MS, 0);
+}
+
+/* Closes after everything queued has been written: FIN first, then read
+ * (and drop) what the client still sends until its EOF, bounded in time. */
+static void close_gracefully(struct conn *c)
+{
+	int unread = 0;
+
+	if (c->closing || c->lingering)
+		return;
+	/* Nothing unread: a plain close sends what is queued, then FIN, and
+	 * no reset can follow. */
+	if (c->in_len == 0 &&
+	    (c->read_eof ||
+	     (ioctl(c->fd, FIONREAD, &unread) == 0 && unread == 0))) {
+		conn_close(c);
+		return;
+	}
+	if (c->reading) {
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		c->reading = false;
+	}
+	uv_timer_stop(&c->timer);
+	c->lingering = true;
+	c->sreq.data = c;
+	if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, shutdown_cb) < 0)
+		conn_close(c);
+}
+
+/* ---- errors ---- */
+
+static void error_write_cb(uv_write_t *req, int status)
+{
+	struct conn *c = req->data;
+
+	if (c->closing)
+		return;
+	if (status < 0) {
+		conn_close(c);
+		return;
+	}
+	conn_request_done(c, false);
+}
+
+/* Logs a refusal that has no request behind it (a limit, a timeout, a line
+ * too long): path and mode are "-". */
+static void log_refusal(struct conn *c, int status, const char *error)
+{
+	struct transfer_record r;
+
+	memset(&r, 0, sizeof r);
+	clock_gettime(CLOCK_REALTIME, &r.end);
+	r.client = c->peer_text;
+	r.path = "-";
+	r.mode = "-";
+	r.status = status;
+	r.error = error;
+	translog_write(&r);
+}
+
+void conn_reply_error(struct conn *c, int code, const char *error)
+{
+	uv_buf_t b;
+	int len;
+	int rc;
+
+	if (c->xfer != NULL)
+		transfer_log(c, c->xfer, code, error);
+	else
+		log_refusal(c, code, error);
+	if (proto_error_closes(code) ||
+	    (c->xfer != NULL && c->xfer->req.kind == PROTO_RAW))
+		c->close_after = true;
+	len = proto_format_err(c->errline, sizeof c->errline, code, NULL);
+	b = uv_buf_init(c->errline, (unsigned)len);
+	c->ereq.data = c;
+	rc = uv_write(&c->ereq, (uv_stream_t *)&c->tcp, &b, 1, error_write_cb);
+	if (rc < 0)
+		conn_close(c);
+}
+
+/* ---- timers ---- */
+
+static void request_timeout_cb(uv_timer_t *timer)
+{
+	struct conn *c = timer->data;
+
+	if (c->reading) {
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		c->reading = false;
+	}
+	conn_reply_error(c, 408, "request-timeout");
+}
+
+static void idle_timeout_cb(uv_timer_t *timer)
+{
+	struct conn *c = timer->data;
+
+	log_debug("%s: idle for too long, closing", c->peer_text);
+	close_gracefully(c);
+}
+
+/* While a request is answered: closes a client that has taken no bytes for
+ * send_timeout. Progress is a timestamp, so moving bytes costs no timer
+ * operation; the timer re-arms itself for the time that is left. */
+static void send_timeout_cb(uv_timer_t *timer)
+{
+	struct conn *c = timer->data;
+	uint64_t limit = c->srv->cfg->send_timeout_ms;
+	uint64_t idle = uv_now(c->tcp.loop) - c->progress_ms;
+
+	if (c->xfer == NULL)
+		return;
+	if (idle >= limit) {
+		log_info("%s: took no bytes for %llu ms, closing",
+			 c->peer_text, (unsigned long long)idle);
+		transfer_fail(c, c->xfer, 408, "send-timeout");
+		return;
+	}
+	uv_timer_start(timer, send_timeout_cb, limit - idle, 0);
+}
+
+/* ---- reading requests ---- */
+
+static void alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+	struct conn *c = handle->data;
+
+	(void)suggested;
+	if (c->in == NULL)
+		c->in = malloc(FERRY_LINE_MAX);
+	if (c->in == NULL) {
+		*buf = uv_buf_init(NULL, 0);
+		return;
+	}
+	*buf = uv_buf_init(c->in + c->in_len,
+			   (unsigned)(FERRY_LINE_MAX - c->in_len));
+}
+
+static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+	struct conn *c = stream->data;
+	bool was_empty = c->in_len == 0;
+
+	(void)buf;
+	if (nread == 0)
+		return;
+	if (nread == UV_EOF) {
+		c->read_eof = true;
+		uv_read_stop(stream);
+		c->reading = false;
+		process(c);
+		return;
+	}
+	if (nread < 0) {
+		log_debug("%s: read: %s", c->peer_text, uv_strerror((int)nread));
+		conn_close(c);
+		return;
+	}
+	c->in_len += (size_t)nread;
+	/* The first byte of a new line starts the request timeout. */
+	if (was_empty && c->requests > 0)
+		uv_timer_start(&c->timer, request_timeout_cb,
+			       c->srv->cfg->request_timeout_ms, 0);
+	process(c);
+}
+
+static void start_reading(struct conn *c)
+{
+	int rc;
+
+	if (c->reading || c->read_eof)
+		return;
+	rc = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+	if (rc < 0) {
+		log_debug("%s: read_start: %s", c->peer_text, uv_strerror(rc));
+		conn_close(c);
+		return;
+	}
+	c->reading = true;
+}
+
+/* Most clients send their request right after connecting, so it is often
+ * there by the time the connection is accepted: read it at once, and wait
+ * for the socket (start_reading) only when it is not. */
+static void read_first(struct conn *c)
+{
+	ssize_t n;
+
+	c->in = malloc(FERRY_LINE_MAX);
+	if (c->in == NULL) {
+		conn_close(c);
+		return;
+	}
+	do
+		n = recv(c->fd, c->in, FERRY_LINE_MAX, MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n > 0) {
+		c->in_len = (size_t)n;
+		process(c);
+	} else if (n == 0) {
+		c->read_eof = true;
+		process(c);
+	} else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+		/* An idle connection holds no buffer (see alloc_cb). */
+		free(c->in);
+		c->in = NULL;
+		start_reading(c);
+	} else {
+		log_debug("%s: read: %s", c->peer_text, strerror(errno));
+		conn_close(c);
+	}
+}
+
+/* Answers the next complete request line, or waits for one. Called whenever
+ * no request is being answered. */
+static void process(struct conn *c)
+{
+	struct transfer *t;
+	ssize_t n;
+	size_t line_len;
+
+	if (c->closing || c->lingering || c->xfer != NULL)
+		return;
+	if (c->srv->stopping)
+		c->close_after = true;
+	if (c->close_after) {
+		close_gracefully(c);
+		return;
+	}
+	if (c->in_len == 0) {
+		free(c->in);
+		c->in = NULL;
+		if (c->read_eof) {
+			close_gracefully(c);
+			return;
+		}
+		if (c->requests > 0)
+			uv_timer_start(&c->timer, idle_timeout_cb,
+				       c->srv->cfg->idle_timeout_ms, 0);
+		start_reading(c);
+		return;
+	}
+	n = proto_line_length(c->in, c->in_len);
+	if (n < 0) {
+		if (c->reading) {
+			uv_read_stop((uv_stream_t *)&c->tcp);
+			c->reading = false;
+		}
+		uv_timer_stop(&c->timer);
+		c->in_len = 0;
+		conn_reply_error(c, 414, "line-too-long");
+		return;
+	}
+	if (n == 0) {
+		if (!c->read_eof) {
+			/* Part of a line is here: it must be whole in time. */
+			if (!uv_is_active((uv_handle_t *)&c->timer))
+				uv_timer_start(&c->timer, request_timeout_cb,
+					       c->srv->cfg->request_timeout_ms,
+					       0);
+			start_reading(c);
+			return;
+		}
+		/* The client ended its last line with EOF instead of LF, as
+		 * `printf /file | nc -N` does: take it as a line. */
+		n = (ssize_t)c->in_len;
+		line_len = c->in_len;
+	} else {
+		line_len = (size_t)n - 1;
+	}
+
+	if (c->reading) {
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		c->reading = false;
+	}
+	t = calloc(1, sizeof *t);
+	if (t == NULL) {
+		conn_close(c);
+		return;
+	}
+	t->conn = c;
+	t->file_fd = -1;
+	t->start_ns = uv_hrtime();
+	c->xfer = t;
+	{
+		int rc = proto_parse_line(c->in, line_len, &t->req);
+
+		c->in_len -= (size_t)n;
+		memmove(c->in, c->in + n, c->in_len);
+		c->progress_ms = uv_now(c->tcp.loop);
+		uv_timer_start(&c->timer, send_timeout_cb,
+			       c->srv->cfg->send_timeout_ms, 0);
+		if (rc != 0) {
+			t->req.path_len = 0;
+			t->req.path[0] = '\0';
+			conn_reply_error(c, rc, "bad-request");
+			return;
+		}
+	}
+	if (t->req.kind == PROTO_RAW) {
+		c->close_after = true;
+	} else if (!c->nodelay) {
+		/* A kept-alive answer's last segment must not wait for the
+		 * client's delayed ACK (Nagle); the raw form's close flushes
+		 * it anyway, so only GET and LIST pay for this. */
+		uv_tcp_nodelay(&c->tcp, 1);
+		c->nodelay = true;
+	}
+	transfer_begin(c, t);
+}
+
+void conn_request_done(struct conn *c, bool close_now)
+{
+	if (c->closing)
+		return;
+	transfer_free(c->xfer);
+	c->xfer = NULL;
+	c->requests++;
+	uv_timer_stop(&c->timer);
+	if (close_now)
+		c->close_after = true;
+	process(c);
+}
+
+void conn_drain(struct conn *c)
+{
+	if (c->closing)
+		return;
+	if (c->lingering) {
+		conn_close(c);
+		return;
+	}
+	c->close_after = true;
+	if (c->xfer == NULL)
+		conn_close(c);
+}
+
+/* Refuses a client over a limit: the ERR line, then a graceful close. */
+static void refuse(struct conn *c, int code, const char *error)
+{
+	c->close_after = true;
+	conn_reply_error(c, code, error);
+}
+
+void conn_start(struct conn *c)
+{
+	struct server *srv = c->srv;
+	int rc;
+
+	c->tcp.data = c;
+	c->timer.data = c;
+	c->fd = -1;
+	uv_fileno((uv_handle_t *)&c->tcp, &c->fd);
+	/* c->peer came with accept4. */
+	conn_format_addr((struct sockaddr *)&c->peer, c->peer_text,
+			 sizeof c->peer_text);
+
+	if (srv->stopping) {
+		refuse(c, 503, "shutting-down");
+		return;
+	}
+	if (server_fds_tight(srv)) {
+		log_debug("%s: refused, file descriptors short", c->peer_text);
+		refuse(c, 503, "fd-limit");
+		return;
+	}
+	if (srv->conn_count >= srv->cfg->max_connections) {
+		log_debug("%s: refused, at limits.connections", c->peer_text);
+		refuse(c, 503, "connection-limit");
+		return;
+	}
+	rc = clients_acquire(srv->clients, (struct sockaddr *)&c->peer,
+			     srv->cfg->max_per_client);
+	if (rc < 0) {
+		log_debug("%s: refused, at limits.per_client", c->peer_text);
+		refuse(c, rc == -1 ? 429 : 503,
+		       rc == -1 ? "per-client-limit" : "out-of-memory");
+		return;
+	}
+	c->admitted = true;
+	srv->conn_count++;
+	uv_timer_start(&c->timer, request_timeout_cb,
+		       srv->cfg->request_timeout_ms, 0);
+	read_first(c);
+}

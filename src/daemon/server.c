@@ -1,0 +1,574 @@
+/* The server: listeners, root, limits, reload and shutdown. See server.h. */
+#include "daemon/server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon/clients.h"
+#include "daemon/conn.h"
+#include "common/log.h"
+#include "daemon/service.h"
+#include "daemon/transfer.h"
+#include "daemon/translog.h"
+
+#define FERRY_BACKLOG 4096
+/* Connections accepted per wakeup of a listener, before others' events. */
+#define FERRY_ACCEPT_BATCH 8
+/* Descriptors kept free: each admitted connection may still open a file
+ * (and, resolving it, two directories); the headroom covers that, libuv's
+ * own and the logs' reopening. */
+#define FERRY_FD_RESERVE 16
+#define FERRY_ACCEPT_RETRY_MS 250
+
+static void maybe_stopped(struct server *srv);
+
+struct root_ref *root_ref_get(struct root_ref *root)
+{
+	root->refs++;
+	return root;
+}
+
+void root_ref_put(struct root_ref *root)
+{
+	if (root == NULL || --root->refs > 0)
+		return;
+	close(root->fd);
+	free(root);
+}
+
+/* Opens the served directory. 0 or -errno. */
+static int root_open(const char *path, struct root_ref **out)
+{
+	struct root_ref *root;
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	root = malloc(sizeof *root);
+	if (root == NULL) {
+		close(fd);
+		return -ENOMEM;
+	}
+	root->fd = fd;
+	root->refs = 1;
+	*out = root;
+	return 0;
+}
+
+/* Whether accepting one more client could leave too few descriptors for
+ * the files, directories and sockets of those already admitted. */
+static bool fds_short(const struct server *srv, unsigned reserves)
+{
+	uint64_t spare = srv->fd_limit > srv->fd_base ?
+				 srv->fd_limit - srv->fd_base : 0;
+	/* A small limit gets a proportionally small reserve, so that it can
+	 * still serve a few clients. */
+	uint64_t reserve = spare / 8;
+
+	if (reserve > FERRY_FD_RESERVE)
+		reserve = FERRY_FD_RESERVE;
+	if (reserve < 2)
+		reserve = 2;
+	return srv->fds_used + reserve * reserves >= spare;
+}
+
+static void pause_accepting(struct server *srv, uint64_t retry_ms);
+
+static void resume_timer_cb(uv_timer_t *timer)
+{
+	server_fds_released(timer->data);
+}
+
+/* Takes one accepted socket FD into a new connection. */
+static void admit(struct server *srv, int fd,
+		  const struct sockaddr_storage *peer)
+{
+	struct conn *c = calloc(1, sizeof *c);
+
+	if (c == NULL) {
+		log_error("accept: out of memory");
+		close(fd);
+		return;
+	}
+	c->srv = srv;
+	c->peer = *peer;
+	uv_tcp_init(srv->loop, &c->tcp);
+	uv_timer_init(srv->loop, &c->timer);
+	c->tcp.data = c;
+	c->timer.data = c;
+	c->handles = 2;
+	c->next = srv->conns;
+	if (srv->conns != NULL)
+		srv->conns->prev = c;
+	srv->conns = c;
+	srv->fds_used++;
+	if (uv_tcp_open(&c->tcp, fd) < 0) {
+		close(fd);
+		conn_close(c);
+		return;
+	}
+	conn_start(c);
+}
+
+/* Accepts what is waiting, a bounded batch per wakeup. With descriptors
+ * short, clients are still accepted but answered ERR 503 (each holds its fd
+ * only for that line); closer still to the limit, accepting pauses until a
+ * connection closes, so an EMFILE never makes the loop spin. */
+static void accept_cb(uv_poll_t *handle, int status, int events)
+{
+	struct listener *l = handle->data;
+	struct server *srv = l->srv;
+	int i;
+
+	(void)events;
+	if (status < 0) {
+		log_warn("accept on %s: %s", l->name, uv_strerror(status));
+		return;
+	}
+	for (i = 0; i < FERRY_ACCEPT_BATCH; i++) {
+		struct sockaddr_storage peer;
+		socklen_t peer_len;
+		int fd;
+
+		if (fds_short(srv, 1)) {
+			pause_accepting(srv, 0);
+			return;
+		}
+		peer_len = sizeof peer;
+		fd = accept4(l->fd, (struct sockaddr *)&peer, &peer_len,
+			     SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			if (errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM) {
+				log_warn("accept on %s: %s; pausing", l->name,
+					 strerror(errno));
+				pause_accepting(srv, FERRY_ACCEPT_RETRY_MS);
+				return;
+			}
+			log_warn("accept on %s: %s", l->name, strerror(errno));
+			return;
+		}
+		admit(srv, fd, &peer);
+	}
+}
+
+static void pause_accepting(struct server *srv, uint64_t retry_ms)
+{
+	size_t i;
+
+	if (!srv->accept_paused) {
+		for (i = 0; i < srv->listener_count; i++)
+			uv_poll_stop(&srv->listeners[i].poll);
+		srv->accept_paused = true;
+		/* Under a flood this flaps: say it once a second at most. */
+		if (uv_now(srv->loop) - srv->pause_logged_ms >= 1000 ||
+		    srv->pause_logged_ms == 0) {
+			srv->pause_logged_ms = uv_now(srv->loop);
+			log_warn("accepting paused: %llu of %llu file "
+				 "descriptors in use",
+				 (unsigned long long)(srv->fd_base +
+						      srv->fds_used),
+				 (unsigned long long)srv->fd_limit);
+		}
+	}
+	/* Descriptors used outside our count (another thread, a library) come
+	 * back without telling us: look again later. */
+	if (retry_ms > 0)
+		uv_timer_start(&srv->resume, resume_timer_cb, retry_ms, 0);
+}
+
+bool server_fds_tight(const struct server *srv)
+{
+	return fds_short(srv, 2);
+}
+
+void server_fds_released(struct server *srv)
+{
+	size_t i;
+
+	if (!srv->accept_paused || srv->stopping ||
+	    fds_short(srv, 2))
+		return;
+	uv_timer_stop(&srv->resume);
+	for (i = 0; i < srv->listener_count; i++)
+		uv_poll_start(&srv->listeners[i].poll, UV_READABLE, accept_cb);
+	srv->accept_paused = false;
+	log_debug("accepting again: %llu of %llu file descriptors in use",
+		  (unsigned long long)(srv->fd_base + srv->fds_used),
+		  (unsigned long long)srv->fd_limit);
+}
+
+static void listener_close_cb(uv_handle_t *handle)
+{
+	struct listener *l = handle->data;
+	struct server *srv = l->srv;
+
+	close(l->fd);
+	srv->listeners_open--;
+	maybe_stopped(srv);
+}
+
+static void close_listeners(struct server *srv)
+{
+	size_t i;
+
+	for (i = 0; i < srv->listener_count; i++) {
+		uv_handle_t *h = (uv_handle_t *)&srv->listeners[i].poll;
+		if (!uv_is_closing(h))
+			uv_close(h, listener_close_cb);
+	}
+	if (srv->resume_open && !uv_is_closing((uv_handle_t *)&srv->resume))
+		uv_close((uv_handle_t *)&srv->resume, NULL);
+}
+
+/* Serves a listening socket: ours, a worker parent's or systemd's. Its
+ * name (with the real port when the config said 0) goes into L->name.
+ * 0 or a UV_E* code; FD is the listener's to close from then on. */
+static int listen_fd(struct server *srv, struct listener *l, int fd)
+{
+	struct sockaddr_storage bound;
+	socklen_t len = sizeof bound;
+	int rc;
+
+	l->srv = srv;
+	l->fd = fd;
+	rc = uv_poll_init_socket(srv->loop, &l->poll, fd);
+	if (rc < 0) {
+		close(fd);
+		return rc;
+	}
+	l->poll.data = l;
+	srv->listener_count++;
+	srv->listeners_open++;
+	rc = uv_poll_start(&l->poll, UV_READABLE, accept_cb);
+	if (rc < 0)
+		return rc;
+	if (getsockname(fd, (struct sockaddr *)&bound, &len) == 0)
+		conn_format_addr((struct sockaddr *)&bound, l->name,
+				 sizeof l->name);
+	else
+		snprintf(l->name, sizeof l->name, "fd %d", fd);
+	return 0;
+}
+
+int server_listen_socket(const struct sockaddr *addr, socklen_t len,
+			 bool reuseport)
+{
+	int one = 1;
+	int fd = socket(addr->sa_family,
+			SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int err;
+
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
+		goto fail;
+	if (reuseport &&
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+		goto fail;
+	/* "[::]:7070" and "0.0.0.0:7070" may both be listed. */
+	if (addr->sa_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) < 0)
+		goto fail;
+	if (bind(fd, addr, len) < 0 || listen(fd, FERRY_BACKLOG) < 0)
+		goto fail;
+	return fd;
+fail:
+	err = errno;
+	close(fd);
+	return -err;
+}
+
+/* Binds and listens on one address of the config. 0 or a UV_E* code. */
+static int listen_one(struct server *srv, struct listener *l,
+		      const struct listen_addr *addr)
+{
+	int fd = server_listen_socket((const struct sockaddr *)&addr->addr,
+				      addr->addr_len, false);
+
+	return fd < 0 ? fd : listen_fd(srv, l, fd);
+}
+
+/* Uses the sockets systemd passed, if any: 0 when there were none, the
+ * number taken, or a negative errno. */
+static int listen_activated(struct server *srv)
+{
+	int n = service_listen_fds();
+	int i, rc;
+
+	if (n <= 0)
+		return n;
+	if (n > FERRY_MAX_LISTEN) {
+		log_error("systemd passed %d sockets; at most %d are used", n,
+			  FERRY_MAX_LISTEN);
+		return -EINVAL;
+	}
+	for (i = 0; i < n; i++) {
+		int fd = FERRY_LISTEN_FDS_START + i;
+
+		if (!service_is_tcp_listener(fd)) {
+			log_error("socket %d from systemd is not a listening "
+				  "TCP socket", fd);
+			return -EINVAL;
+		}
+		rc = listen_fd(srv, &srv->listeners[i], fd);
+		if (rc < 0) {
+			log_error("cannot listen on socket %d from systemd: %s",
+				  fd, uv_strerror(rc));
+			return rc;
+		}
+	}
+	log_info("using %d socket%s from systemd; listen: is ignored", n,
+		 n == 1 ? "" : "s");
+	return n;
+}
+
+/* The descriptor limit, and how many are open before any client. */
+static void fd_budget_init(struct server *srv)
+{
+	struct rlimit rl;
+	DIR *d;
+
+	srv->fd_limit = 1024;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		srv->fd_limit = rl.rlim_cur;
+	else if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		srv->fd_limit = 1 << 20;
+	/* Listeners, the root, the logs, libuv's epoll, eventfd and signal
+	 * pipe, and a margin for the threadpool's own. */
+	srv->fd_base = 16;
+	d = opendir("/proc/self/fd");
+	if (d != NULL) {
+		uint64_t n = 0;
+		while (readdir(d) != NULL)
+			n++;
+		closedir(d);
+		srv->fd_base = n + 8;
+	}
+}
+
+static void log_flush_cb(uv_timer_t *timer)
+{
+	(void)timer;
+	translog_flush();
+}
+
+/* log.flush: buffered transfer-log lines are written every so often. The
+ * timer does not keep the loop alive; translog_close writes the rest. */
+static void log_flush_apply(struct server *srv, uint64_t flush_ms)
+{
+	if (flush_ms > 0 && translog_set_buffered(true) == 0) {
+		uv_timer_start(&srv->log_timer, log_flush_cb, flush_ms,
+			       flush_ms);
+		return;
+	}
+	uv_timer_stop(&srv->log_timer);
+	translog_set_buffered(false);
+}
+
+int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg,
+		 const int *fds, size_t fd_count)
+{
+	size_t i;
+	int rc;
+
+	memset(srv, 0, sizeof *srv);
+	srv->loop = loop;
+	rc = root_open(cfg->root, &srv->root);
+	if (rc < 0) {
+		log_error("cannot open root %s: %s", cfg->root, strerror(-rc));
+		return rc;
+	}
+	fd_budget_init(srv);
+	uv_timer_init(loop, &srv->resume);
+	srv->resume.data = srv;
+	srv->resume_open = true;
+	srv->clients = clients_new();
+	if (srv->clients == NULL) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	for (i = 0; i < fd_count; i++) {
+		rc = listen_fd(srv, &srv->listeners[i], fds[i]);
+		if (rc < 0) {
+			log_error("cannot listen on socket %d: %s", fds[i],
+				  uv_strerror(rc));
+			goto fail;
+		}
+	}
+	rc = fd_count > 0 ? (int)fd_count : listen_activated(srv);
+	if (rc < 0)
+		goto fail;
+	for (i = 0; rc == 0 && i < cfg->listen_count; i++) {
+		rc = listen_one(srv, &srv->listeners[i], &cfg->listen[i]);
+		if (rc < 0) {
+			log_error("cannot listen on %s: %s",
+				  cfg->listen[i].text, uv_strerror(rc));
+			goto fail;
+		}
+		rc = 0;
+	}
+	srv->cfg = cfg;
+	uv_timer_init(loop, &srv->log_timer);
+	uv_unref((uv_handle_t *)&srv->log_timer);
+	log_flush_apply(srv, cfg->log_flush_ms);
+	for (i = 0; i < srv->listener_count; i++)
+		log_info("listening on %s", srv->listeners[i].name);
+	return 0;
+
+fail:
+	close_listeners(srv);
+	root_ref_put(srv->root);
+	srv->root = NULL;
+	return rc;
+}
+
+static bool same_listen(const struct config *a, const struct config *b)
+{
+	size_t i;
+
+	if (a->listen_count != b->listen_count)
+		return false;
+	for (i = 0; i < a->listen_count; i++)
+		if (strcmp(a->listen[i].text, b->listen[i].text) != 0)
+			return false;
+	return true;
+}
+
+int server_reload(struct server *srv, struct config *new_cfg)
+{
+	struct root_ref *root;
+	int rc;
+
+	rc = root_open(new_cfg->root, &root);
+	if (rc < 0) {
+		log_error("reload: cannot open root %s: %s; keeping the old "
+			  "configuration", new_cfg->root, strerror(-rc));
+		config_free(new_cfg);
+		return rc;
+	}
+	rc = translog_open(new_cfg->transfer_log, new_cfg->log_format);
+	if (rc < 0) {
+		log_error("reload: cannot open transfer log %s: %s; keeping "
+			  "the old configuration", new_cfg->transfer_log,
+			  strerror(-rc));
+		root_ref_put(root);
+		config_free(new_cfg);
+		return rc;
+	}
+	if (!same_listen(srv->cfg, new_cfg))
+		log_warn("reload: listen addresses changed; they take effect "
+			 "on restart");
+	if (srv->cfg->threads != new_cfg->threads)
+		log_warn("reload: threads changed; it takes effect on restart");
+	root_ref_put(srv->root);
+	srv->root = root;
+	config_free(srv->cfg);
+	srv->cfg = new_cfg;
+	log_flush_apply(srv, new_cfg->log_flush_ms);
+	log_set_level(new_cfg->log_level);
+	log_info("configuration reloaded from %s", new_cfg->file);
+	return 0;
+}
+
+static void maybe_stopped(struct server *srv)
+{
+	if (!srv->stopping || srv->conns != NULL || srv->listeners_open > 0)
+		return;
+	if (srv->deadline_open) {
+		uv_timer_stop(&srv->deadline);
+		uv_close((uv_handle_t *)&srv->deadline, NULL);
+		srv->deadline_open = false;
+	}
+	if (srv->on_stopped != NULL) {
+		void (*cb)(struct server *) = srv->on_stopped;
+		srv->on_stopped = NULL;
+		cb(srv);
+	}
+}
+
+void server_conn_closed(struct server *srv, struct conn *c)
+{
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		srv->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	if (c->admitted)
+		srv->conn_count--;
+	srv->fds_used--;
+	server_fds_released(srv);
+	maybe_stopped(srv);
+}
+
+/* The shutdown deadline: transfers still running are cut and logged. */
+static void deadline_cb(uv_timer_t *timer)
+{
+	struct server *srv = timer->data;
+	struct conn *c, *next;
+	unsigned cut = 0;
+
+	for (c = srv->conns; c != NULL; c = next) {
+		next = c->next;
+		if (c->closing)
+			continue;
+		if (c->xfer != NULL) {
+			cut++;
+			transfer_fail(c, c->xfer, 503, "shutdown");
+		} else {
+			conn_close(c);
+		}
+	}
+	if (cut > 0)
+		log_warn("shutdown: cut %u transfer%s still running after "
+			 "%llu ms", cut, cut == 1 ? "" : "s",
+			 (unsigned long long)srv->cfg->shutdown_timeout_ms);
+}
+
+void server_shutdown(struct server *srv, void (*on_stopped)(struct server *))
+{
+	struct conn *c, *next;
+	unsigned busy = 0;
+
+	if (srv->stopping)
+		return;
+	srv->stopping = true;
+	srv->on_stopped = on_stopped;
+	close_listeners(srv);
+	for (c = srv->conns; c != NULL; c = next) {
+		next = c->next;
+		if (c->xfer != NULL && !c->closing)
+			busy++;
+		conn_drain(c);
+	}
+	log_info("shutting down: %u transfer%s in flight", busy,
+		 busy == 1 ? "" : "s");
+	uv_timer_init(srv->loop, &srv->deadline);
+	srv->deadline.data = srv;
+	srv->deadline_open = true;
+	uv_timer_start(&srv->deadline, deadline_cb, srv->cfg->shutdown_timeout_ms,
+		       0);
+	maybe_stopped(srv);
+}
+
+void server_free(struct server *srv)
+{
+	root_ref_put(srv->root);
+	srv->root = NULL;
+	clients_free(srv->clients);
+	srv->clients = NULL;
+	config_free(srv->cfg);
+	srv->cfg = NULL;
+}

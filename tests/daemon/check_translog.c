@@ -1,0 +1,541 @@
+/* Unit tests for the transfer log: exact text and JSON lines for fixed
+ * records, and the file handling (reopen for logrotate, failed reopen). */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon/translog.h"
+
+/* 2026-11-24T10:00:00.123Z */
+#define T_SEC 1795514400
+#define T_NSEC 123456789L
+
+static struct transfer_record sample(void)
+{
+	struct transfer_record r = {
+		.end = { T_SEC, T_NSEC },
+		.client = "127.0.0.1:53422",
+		.path = "/big.iso",
+		.mode = "sendfile",
+		.status = 200,
+		.offset = 0,
+		.bytes = 104857600,
+		.size = 104857600,
+		.duration_s = 0.143813,
+		.error = NULL,
+	};
+	return r;
+}
+
+static char line[16384];
+
+static const char *fmt(const struct transfer_record *r, enum log_format f)
+{
+	int n = translog_format(r, f, line, sizeof(line));
+
+	ck_assert_int_eq(n, (int)strlen(line));
+	return line;
+}
+
+/* -- text ------------------------------------------------------------- */
+
+START_TEST(test_text_complete)
+{
+	struct transfer_record r = sample();
+
+	ck_assert_str_eq(fmt(&r, FERRY_LOG_TEXT),
+			 "2026-11-24T10:00:00.123Z client=127.0.0.1:53422 "
+			 "path=/big.iso mode=sendfile status=200 offset=0 "
+			 "bytes=104857600 size=104857600 duration_s=0.1438 "
+			 "mib_per_s=695.35\n");
+}
+END_TEST
+
+START_TEST(test_text_error)
+{
+	struct transfer_record r = sample();
+
+	r.status = 499;
+	r.offset = 1048576;
+	r.bytes = 1000;
+	r.duration_s = 2.5;
+	r.mode = "buffered";
+	r.error = "client-gone";
+	ck_assert_str_eq(fmt(&r, FERRY_LOG_TEXT),
+			 "2026-11-24T10:00:00.123Z client=127.0.0.1:53422 "
+			 "path=/big.iso mode=buffered status=499 "
+			 "offset=1048576 bytes=1000 size=104857600 "
+			 "duration_s=2.5000 mib_per_s=0.00 error=client-gone\n");
+}
+END_TEST
+
+START_TEST(test_text_refused)
+{
+	struct transfer_record r = sample();
+
+	r.client = "[::1]:40000";
+	r.path = "-";
+	r.mode = "-";
+	r.status = 408;
+	r.bytes = 0;
+	r.size = 0;
+	r.duration_s = 0.2001;
+	r.error = "timeout";
+	ck_assert_str_eq(fmt(&r, FERRY_LOG_TEXT),
+			 "2026-11-24T10:00:00.123Z client=[::1]:40000 path=- "
+			 "mode=- status=408 offset=0 bytes=0 size=0 "
+			 "duration_s=0.2001 mib_per_s=0.00 error=timeout\n");
+}
+END_TEST
+
+START_TEST(test_text_path_encoded)
+{
+	struct transfer_record r = sample();
+
+	r.path = "/a b\"c\nd%e\tf\xc3\xa9";
+	ck_assert_str_eq(fmt(&r, FERRY_LOG_TEXT),
+			 "2026-11-24T10:00:00.123Z client=127.0.0.1:53422 "
+			 "path=/a%20b\"c%0Ad%25e%09f%C3%A9 mode=sendfile "
+			 "status=200 offset=0 bytes=104857600 size=104857600 "
+			 "duration_s=0.1438 mib_per_s=695.35\n");
+}
+END_TEST
+
+START_TEST(test_text_zero_duration)
+{
+	struct transfer_record r = sample();
+
+	r.duration_s = 0.0;
+	ck_assert_str_eq(fmt(&r, FERRY_LOG_TEXT),
+			 "2026-11-24T10:00:00.123Z client=127.0.0.1:53422 "
+			 "path=/big.iso mode=sendfile status=200 offset=0 "
+			 "bytes=104857600 size=104857600 duration_s=0.0000 "
+			 "mib_per_s=0.00\n");
+	/* A clock step backwards must not print a negative rate. */
+	r.duration_s = -1.0;
+	ck_assert_ptr_nonnull(strstr(fmt(&r, FERRY_LOG_TEXT),
+				     " duration_s=0.0000 mib_per_s=0.00\n"));
+}
+END_TEST
+
+START_TEST(test_text_zero_bytes)
+{
+	struct transfer_record r = sample();
+
+	r.path = "/empty";
+	r.bytes = 0;
+	r.size = 0;
+	r.duration_s = 0.0003;
+	ck_assert_str_eq(fmt(&r, FERRY_LOG_TEXT),
+			 "2026-11-24T10:00:00.123Z client=127.0.0.1:53422 "
+			 "path=/empty mode=sendfile status=200 offset=0 "
+			 "bytes=0 size=0 duration_s=0.0003 mib_per_s=0.00\n");
+}
+END_TEST
+
+START_TEST(test_text_large_numbers)
+{
+	struct transfer_record r = sample();
+
+	r.offset = 5368709120ULL - 1048576;
+	r.bytes = 1048576;
+	r.size = 5368709120ULL;
+	r.duration_s = 0.5;
+	r.end.tv_nsec = 0;
+	ck_assert_str_eq(fmt(&r, FERRY_LOG_TEXT),
+			 "2026-11-24T10:00:00.000Z client=127.0.0.1:53422 "
+			 "path=/big.iso mode=sendfile status=200 "
+			 "offset=5367660544 bytes=1048576 size=5368709120 "
+			 "duration_s=0.5000 mib_per_s=2.00\n");
+}
+END_TEST
+
+/* -- JSON ------------------------------------------------------------- */
+
+START_TEST(test_json_complete)
+{
+	struct transfer_record r = sample();
+
+	ck_assert_str_eq(fmt(&r, FERRY_LOG_JSON),
+			 "{\"time\":\"2026-11-24T10:00:00.123Z\","
+			 "\"client\":\"127.0.0.1:53422\",\"path\":\"/big.iso\","
+			 "\"mode\":\"sendfile\",\"status\":200,\"offset\":0,"
+			 "\"bytes\":104857600,\"size\":104857600,"
+			 "\"duration_s\":0.1438,\"mib_per_s\":695.35}\n");
+}
+END_TEST
+
+START_TEST(test_json_error)
+{
+	struct transfer_record r = sample();
+
+	r.mode = "list";
+	r.path = "/";
+	r.status = 499;
+	r.bytes = 10;
+	r.size = 20;
+	r.duration_s = 0.0;
+	r.error = "client-gone";
+	ck_assert_str_eq(fmt(&r, FERRY_LOG_JSON),
+			 "{\"time\":\"2026-11-24T10:00:00.123Z\","
+			 "\"client\":\"127.0.0.1:53422\",\"path\":\"/\","
+			 "\"mode\":\"list\",\"status\":499,\"offset\":0,"
+			 "\"bytes\":10,\"size\":20,\"duration_s\":0.0000,"
+			 "\"mib_per_s\":0.00,\"error\":\"client-gone\"}\n");
+}
+END_TEST
+
+START_TEST(test_json_escapes)
+{
+	struct transfer_record r = sample();
+
+	/* Quote, backslash, newline, tab, DEL and '%' (which JSON leaves
+	 * alone: the path is decoded there). */
+	r.path = "/a \"b\"\\c\nd\te\x7f%20";
+	ck_assert_str_eq(fmt(&r, FERRY_LOG_JSON),
+			 "{\"time\":\"2026-11-24T10:00:00.123Z\","
+			 "\"client\":\"127.0.0.1:53422\","
+			 "\"path\":\"/a \\\"b\\\"\\\\c\\u000ad\\u0009e\\u007f%20\","
+			 "\"mode\":\"sendfile\",\"status\":200,\"offset\":0,"
+			 "\"bytes\":104857600,\"size\":104857600,"
+			 "\"duration_s\":0.1438,\"mib_per_s\":695.35}\n");
+}
+END_TEST
+
+START_TEST(test_json_utf8)
+{
+	struct transfer_record r = sample();
+	const char *p;
+
+	/* Valid UTF-8 (2, 3 and 4 bytes) is kept as it is. */
+	r.path = "/\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80";
+	p = strstr(fmt(&r, FERRY_LOG_JSON), "\"path\":");
+	ck_assert_ptr_nonnull(p);
+	ck_assert_int_eq(strncmp(p, "\"path\":\"/\xc3\xa9\xe2\x82\xac"
+				    "\xf0\x9f\x98\x80\",", 20), 0);
+
+	/* Bytes outside a valid sequence become \u00XX of the byte: a stray
+	 * continuation, a truncated sequence, an overlong '/', a surrogate,
+	 * a lone 0xff. */
+	r.path = "\x80|\xc3|\xc0\xaf|\xed\xa0\x80|\xff";
+	p = strstr(fmt(&r, FERRY_LOG_JSON), "\"path\":");
+	ck_assert_ptr_nonnull(p);
+	ck_assert_int_eq(strncmp(p, "\"path\":\"\\u0080|\\u00c3|\\u00c0\\u00af|"
+				    "\\u00ed\\u00a0\\u0080|\\u00ff\",",
+				 strlen("\"path\":\"\\u0080|\\u00c3|\\u00c0\\u00af|"
+					"\\u00ed\\u00a0\\u0080|\\u00ff\",")),
+			 0);
+}
+END_TEST
+
+/* -- buffer limits ---------------------------------------------------- */
+
+START_TEST(test_format_truncates_like_snprintf)
+{
+	struct transfer_record r = sample();
+	char full[512], small[20];
+	int n, m;
+
+	n = translog_format(&r, FERRY_LOG_TEXT, full, sizeof(full));
+	m = translog_format(&r, FERRY_LOG_TEXT, small, sizeof(small));
+	ck_assert_int_eq(n, m);
+	ck_assert_uint_eq(strlen(small), sizeof(small) - 1);
+	ck_assert_int_eq(strncmp(full, small, sizeof(small) - 1), 0);
+	ck_assert_int_eq(translog_format(&r, FERRY_LOG_JSON, NULL, 0),
+			 translog_format(&r, FERRY_LOG_JSON, full,
+					 sizeof(full)));
+}
+END_TEST
+
+/* -- the file --------------------------------------------------------- */
+
+static char dir[64];
+static char path_a[128];
+static char path_b[128];
+
+static void file_setup(void)
+{
+	strcpy(dir, "/tmp/check_translog.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path_a, sizeof(path_a), "%s/transfers.log", dir);
+	snprintf(path_b, sizeof(path_b), "%s/transfers.log.1", dir);
+}
+
+static void file_teardown(void)
+{
+	translog_close();
+	unlink(path_a);
+	unlink(path_b);
+	rmdir(dir);
+}
+
+/* Reads the whole file at PATH into a malloc'd string. */
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf;
+	long n;
+
+	ck_assert_ptr_nonnull(f);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = malloc((size_t)n + 1);
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_uint_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+static struct transfer_record numbered(uint64_t n)
+{
+	struct transfer_record r = sample();
+
+	r.bytes = n;
+	return r;
+}
+
+static const char *expected(uint64_t n, enum log_format f)
+{
+	static char buf[2][1024];
+	static int which;
+	struct transfer_record r = numbered(n);
+
+	which ^= 1;
+	translog_format(&r, f, buf[which], sizeof(buf[which]));
+	return buf[which];
+}
+
+START_TEST(test_open_write)
+{
+	struct transfer_record r1 = numbered(1), r2 = numbered(2);
+	struct stat st;
+	char *got, want[2048];
+
+	umask(022);
+	ck_assert_int_eq(translog_open(path_a, FERRY_LOG_JSON), 0);
+	ck_assert_int_eq(translog_write(&r1), 0);
+	ck_assert_int_eq(translog_write(&r2), 0);
+	ck_assert_int_eq(stat(path_a, &st), 0);
+	ck_assert_int_eq(st.st_mode & 0777, 0640);
+
+	snprintf(want, sizeof(want), "%s%s", expected(1, FERRY_LOG_JSON),
+		 expected(2, FERRY_LOG_JSON));
+	got = slurp(path_a);
+	ck_assert_str_eq(got, want);
+	free(got);
+}
+END_TEST
+
+START_TEST(test_open_appends)
+{
+	struct transfer_record r2 = numbered(2);
+	char *got, want[2048];
+	int fd;
+
+	fd = open(path_a, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, "old line\n", 9), 9);
+	close(fd);
+
+	ck_assert_int_eq(translog_open(path_a, FERRY_LOG_TEXT), 0);
+	ck_assert_int_eq(translog_write(&r2), 0);
+	snprintf(want, sizeof(want), "old line\n%s",
+		 expected(2, FERRY_LOG_TEXT));
+	got = slurp(path_a);
+	ck_assert_str_eq(got, want);
+	free(got);
+}
+END_TEST
+
+START_TEST(test_reopen_after_rename)
+{
+	struct transfer_record r1 = numbered(1), r2 = numbered(2);
+	char *got;
+
+	ck_assert_int_eq(translog_open(path_a, FERRY_LOG_TEXT), 0);
+	ck_assert_int_eq(translog_write(&r1), 0);
+	/* What logrotate does: move the file away, then ask for a reopen. */
+	ck_assert_int_eq(rename(path_a, path_b), 0);
+	ck_assert_int_eq(translog_open(path_a, FERRY_LOG_TEXT), 0);
+	ck_assert_int_eq(translog_write(&r2), 0);
+
+	got = slurp(path_b);
+	ck_assert_str_eq(got, expected(1, FERRY_LOG_TEXT));
+	free(got);
+	got = slurp(path_a);
+	ck_assert_str_eq(got, expected(2, FERRY_LOG_TEXT));
+	free(got);
+}
+END_TEST
+
+START_TEST(test_reopen_switches_format)
+{
+	struct transfer_record r1 = numbered(1), r2 = numbered(2);
+	char *got, want[2048];
+
+	ck_assert_int_eq(translog_open(path_a, FERRY_LOG_TEXT), 0);
+	ck_assert_int_eq(translog_write(&r1), 0);
+	ck_assert_int_eq(translog_open(path_a, FERRY_LOG_JSON), 0);
+	ck_assert_int_eq(translog_write(&r2), 0);
+	snprintf(want, sizeof(want), "%s%s", expected(1, FERRY_LOG_TEXT),
+		 expected(2, FERRY_LOG_JSON));
+	got = slurp(path_a);
+	ck_assert_str_eq(got, want);
+	free(got);
+}
+END_TEST
+
+START_TEST(test_failed_open_keeps_old)
+{
+	struct transfer_record r1 = numbered(1), r2 = numbered(2);
+	char *got, want[2048], bad[192];
+
+	snprintf(bad, sizeof(bad), "%s/no/such/dir/transfers.log", dir);
+	ck_assert_int_eq(translog_open(path_a, FERRY_LOG_TEXT), 0);
+	ck_assert_int_eq(translog_write(&r1), 0);
+	ck_assert_int_eq(translog_open(bad, FERRY_LOG_JSON), -ENOENT);
+	/* The old file, in the old format, is still in use. */
+	ck_assert_int_eq(translog_write(&r2), 0);
+	snprintf(want, sizeof(want), "%s%s", expected(1, FERRY_LOG_TEXT),
+		 expected(2, FERRY_LOG_TEXT));
+	got = slurp(path_a);
+	ck_assert_str_eq(got, want);
+	free(got);
+}
+END_TEST
+
+START_TEST(test_write_without_open)
+{
+	struct transfer_record r = sample();
+
+	ck_assert_int_eq(translog_write(&r), -EBADF);
+	ck_assert_int_eq(translog_open(path_a, FERRY_LOG_TEXT), 0);
+	translog_close();
+	ck_assert_int_eq(translog_write(&r), -EBADF);
+}
+END_TEST
+
+START_TEST(test_stderr_is_never_closed)
+{
+	struct transfer_record r = sample();
+	char buf[1024];
+	int pipefd[2], saved;
+	ssize_t n;
+
+	/* Point fd 2 at a pipe so the line can be read back. */
+	ck_assert_int_eq(pipe(pipefd), 0);
+	saved = dup(STDERR_FILENO);
+	ck_assert_int_ge(saved, 0);
+	ck_assert_int_eq(dup2(pipefd[1], STDERR_FILENO), STDERR_FILENO);
+
+	ck_assert_int_eq(translog_open("-", FERRY_LOG_TEXT), 0);
+	ck_assert_int_eq(translog_write(&r), 0);
+	n = read(pipefd[0], buf, sizeof(buf) - 1);
+	ck_assert_int_gt(n, 0);
+	buf[n] = '\0';
+	ck_assert_str_eq(buf, fmt(&r, FERRY_LOG_TEXT));
+
+	/* Switching to a file, and closing, leave stderr open. */
+	ck_assert_int_eq(translog_open(path_a, FERRY_LOG_TEXT), 0);
+	ck_assert_int_ne(fcntl(STDERR_FILENO, F_GETFD), -1);
+	ck_assert_int_eq(translog_open("-", FERRY_LOG_TEXT), 0);
+	translog_close();
+	ck_assert_int_ne(fcntl(STDERR_FILENO, F_GETFD), -1);
+
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	close(pipefd[0]);
+	close(pipefd[1]);
+}
+END_TEST
+
+START_TEST(test_long_line_written_whole)
+{
+	struct transfer_record r = sample();
+	char *path, *want, *got;
+	int n;
+
+	/* 5000 spaces encode to 15000 bytes: past the stack buffer. */
+	path = malloc(5002);
+	ck_assert_ptr_nonnull(path);
+	path[0] = '/';
+	memset(path + 1, ' ', 5000);
+	path[5001] = '\0';
+	r.path = path;
+
+	n = translog_format(&r, FERRY_LOG_TEXT, NULL, 0);
+	ck_assert_int_gt(n, 15000);
+	want = malloc((size_t)n + 1);
+	ck_assert_ptr_nonnull(want);
+	ck_assert_int_eq(translog_format(&r, FERRY_LOG_TEXT, want,
+					 (size_t)n + 1), n);
+
+	ck_assert_int_eq(translog_open(path_a, FERRY_LOG_TEXT), 0);
+	ck_assert_int_eq(translog_write(&r), 0);
+	got = slurp(path_a);
+	ck_assert_str_eq(got, want);
+	ck_assert_uint_eq(strlen(got), (size_t)n);
+	free(got);
+	free(want);
+	free(path);
+}
+END_TEST
+
+static Suite *translog_suite(void)
+{
+	Suite *s = suite_create("translog");
+	TCase *tc;
+
+	tc = tcase_create("text");
+	tcase_add_test(tc, test_text_complete);
+	tcase_add_test(tc, test_text_error);
+	tcase_add_test(tc, test_text_refused);
+	tcase_add_test(tc, test_text_path_encoded);
+	tcase_add_test(tc, test_text_zero_duration);
+	tcase_add_test(tc, test_text_zero_bytes);
+	tcase_add_test(tc, test_text_large_numbers);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("json");
+	tcase_add_test(tc, test_json_complete);
+	tcase_add_test(tc, test_json_error);
+	tcase_add_test(tc, test_json_escapes);
+	tcase_add_test(tc, test_json_utf8);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("limits");
+	tcase_add_test(tc, test_format_truncates_like_snprintf);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("file");
+	tcase_add_checked_fixture(tc, file_setup, file_teardown);
+	tcase_add_test(tc, test_open_write);
+	tcase_add_test(tc, test_open_appends);
+	tcase_add_test(tc, test_reopen_after_rename);
+	tcase_add_test(tc, test_reopen_switches_format);
+	tcase_add_test(tc, test_failed_open_keeps_old);
+	tcase_add_test(tc, test_write_without_open);
+	tcase_add_test(tc, test_stderr_is_never_closed);
+	tcase_add_test(tc, test_long_line_written_whole);
+	suite_add_tcase(s, tc);
+
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(translog_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -439,59 +439,30 @@ int client_meta_format(char *buf, size_t cap, const struct client_meta *m)
 			m->size, m->mtime, m->offset);
 }
 
-/* One decimal field of at most 20 digits at *P (an optional '-' when
- * SIGNED_OK), ending at END or a space. Advances *P past it. */
-static int parse_field(const char **p, const char *end, bool signed_ok,
-		       uint64_t *magnitude, bool *negative)
-{
-	const char *s = *p;
-	uint64_t v = 0;
-	size_t digits = 0;
-
-	*negative = false;
-	if (signed_ok && s < end && *s == '-') {
-		*negative = true;
-		s++;
-	}
-	while (s < end && *s >= '0' && *s <= '9') {
-		uint64_t d = (uint64_t)(*s - '0');
-
-		if (v > ((uint64_t)FERRY_NUMBER_MAX - d) / 10)
-			return -EINVAL;
-		v = v * 10 + d;
-		s++;
-		digits++;
-	}
-	if (digits == 0 || digits > 20)
-		return -EINVAL;
-	*magnitude = v;
-	*p = s;
-	return 0;
-}
-
 int client_meta_parse(const char *buf, size_t len, struct client_meta *m)
 {
-	const char *p = buf, *end = buf + len;
-	uint64_t v[3];
-	bool neg[3];
+	const char *field[3], *end = buf + len, *p = buf;
+	size_t field_len[3];
+	int64_t mtime;
 	int i;
 
 	if (len > 0 && end[-1] == '\n')
 		end--;
+	/* "SIZE MTIME OFFSET": three fields, single spaces. */
 	for (i = 0; i < 3; i++) {
-		if (i > 0) {
-			if (p >= end || *p != ' ')
-				return -EINVAL;
-			p++;
-		}
-		if (parse_field(&p, end, i == 1, &v[i], &neg[i]) < 0)
+		const char *sp = memchr(p, ' ', (size_t)(end - p));
+
+		field[i] = p;
+		field_len[i] = (size_t)((sp != NULL ? sp : end) - p);
+		if ((sp == NULL) != (i == 2))
 			return -EINVAL;
+		p = sp != NULL ? sp + 1 : end;
 	}
-	if (p != end)
+	if (proto_parse_number(field[0], field_len[0], &m->size) < 0 ||
+	    proto_parse_signed(field[1], field_len[1], &mtime) < 0 ||
+	    proto_parse_number(field[2], field_len[2], &m->offset) < 0)
 		return -EINVAL;
-	m->size = v[0];
-	m->mtime = neg[1] ? -(int64_t)v[1] : (int64_t)v[1];
-	m->offset = v[2];
+	m->mtime = mtime;
 	return 0;
 }
 

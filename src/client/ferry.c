@@ -80,21 +80,7 @@ static int64_t now_ms(void)
 /* A decimal number for --offset and --length: at most 63 bits. */
 static int parse_count(const char *s, uint64_t *out)
 {
-	uint64_t v = 0;
-	size_t i;
-
-	for (i = 0; s[i] != '\0'; i++) {
-		uint64_t d = (uint64_t)(s[i] - '0');
-
-		if (s[i] < '0' || s[i] > '9' ||
-		    v > ((uint64_t)FERRY_NUMBER_MAX - d) / 10)
-			return -EINVAL;
-		v = v * 10 + d;
-	}
-	if (i == 0)
-		return -EINVAL;
-	*out = v;
-	return 0;
+	return proto_parse_number(s, strlen(s), out) < 0 ? -EINVAL : 0;
 }
 
 /* The unknown option getopt just met, for the message. */

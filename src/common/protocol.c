@@ -91,9 +91,7 @@ size_t proto_encode(const char *in, size_t len, char *out, size_t cap)
 	return n;
 }
 
-/* Parses LEN bytes of unsigned decimal (1 to 20 digits, at most
- * FERRY_NUMBER_MAX). Returns 0, or -1 for anything else. */
-static int parse_number(const char *s, size_t len, uint64_t *out)
+int proto_parse_number(const char *s, size_t len, uint64_t *out)
 {
 	uint64_t v = 0;
 	size_t i;
@@ -114,18 +112,17 @@ static int parse_number(const char *s, size_t len, uint64_t *out)
 	return 0;
 }
 
-/* Like parse_number, with an optional '-': mtimes before 1970 exist. */
-static int parse_signed(const char *s, size_t len, int64_t *out)
+int proto_parse_signed(const char *s, size_t len, int64_t *out)
 {
 	uint64_t v;
 
 	if (len > 0 && s[0] == '-') {
-		if (parse_number(s + 1, len - 1, &v) < 0)
+		if (proto_parse_number(s + 1, len - 1, &v) < 0)
 			return -1;
 		*out = -(int64_t)v;
 		return 0;
 	}
-	if (parse_number(s, len, &v) < 0)
+	if (proto_parse_number(s, len, &v) < 0)
 		return -1;
 	*out = (int64_t)v;
 	return 0;
@@ -175,10 +172,10 @@ static int parse_get(const char *args, size_t len, struct proto_request *req)
 		return 400;
 	if (decode_path(field[0], field_len[0], req) != 0)
 		return 400;
-	if (n >= 2 && parse_number(field[1], field_len[1], &req->offset) < 0)
+	if (n >= 2 && proto_parse_number(field[1], field_len[1], &req->offset) < 0)
 		return 400;
 	if (n == 3) {
-		if (parse_number(field[2], field_len[2], &req->length) < 0)
+		if (proto_parse_number(field[2], field_len[2], &req->length) < 0)
 			return 400;
 		req->has_length = true;
 	}
@@ -312,10 +309,10 @@ int proto_parse_reply(const char *line, size_t len, struct proto_reply *rep)
 	n = split_fields(line + 3, len - 3, field, field_len, 3);
 	if (n != 1 && n != 3)
 		return -1;
-	if (parse_number(field[0], field_len[0], &rep->length) < 0)
+	if (proto_parse_number(field[0], field_len[0], &rep->length) < 0)
 		return -1;
-	if (n == 3 && (parse_number(field[1], field_len[1], &rep->size) < 0 ||
-		       parse_signed(field[2], field_len[2], &rep->mtime) < 0))
+	if (n == 3 && (proto_parse_number(field[1], field_len[1], &rep->size) < 0 ||
+		       proto_parse_signed(field[2], field_len[2], &rep->mtime) < 0))
 		return -1;
 	rep->ok = true;
 	rep->fields = n;
@@ -336,8 +333,8 @@ int proto_parse_entry(const char *line, size_t len, struct proto_entry *ent)
 	if (field_len[0] != 1 || (field[0][0] != 'f' && field[0][0] != 'd'))
 		return -1;
 	ent->type = field[0][0];
-	if (parse_number(field[1], field_len[1], &ent->size) < 0 ||
-	    parse_signed(field[2], field_len[2], &ent->mtime) < 0)
+	if (proto_parse_number(field[1], field_len[1], &ent->size) < 0 ||
+	    proto_parse_signed(field[2], field_len[2], &ent->mtime) < 0)
 		return -1;
 	if (field_len[3] >= sizeof(ent->name) ||
 	    proto_decode(field[3], field_len[3], ent->name) < 0)

@@ -12,6 +12,14 @@
 #define FERRY_LINE_MAX 4096         /* bytes in a request line, LF included */
 #define FERRY_NUMBER_MAX INT64_MAX  /* numbers fit in 63 bits */
 
+/* Parses LEN bytes of unsigned decimal: 1 to 20 digits, nothing else (no
+ * sign, space or base prefix, unlike strtoull), at most FERRY_NUMBER_MAX.
+ * Every number on the wire, in .part.meta files and on ferry's command line
+ * is read by it. Returns 0, or -1 for anything else. */
+int proto_parse_number(const char *s, size_t len, uint64_t *out);
+/* Like proto_parse_number, with an optional '-': mtimes before 1970 exist. */
+int proto_parse_signed(const char *s, size_t len, int64_t *out);
+
 enum proto_kind {
 	PROTO_RAW,  /* the whole line is a path; answer is the bare file */
 	PROTO_GET,  /* GET PATH [OFFSET [LENGTH]] */

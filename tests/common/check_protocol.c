@@ -586,6 +586,41 @@ END_TEST
 
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
+/* The one strict number parser every caller shares: digits only, 63 bits. */
+START_TEST(number_parser)
+{
+	static const char *const bad[] = {
+		"", "-1", "+1", " 1", "1 ", "0x10", "1e3", "12a",
+		"9223372036854775808", "000000000000000000001",
+	};
+	uint64_t v = 42;
+	int64_t sv = 0;
+	size_t i;
+
+	ck_assert_int_eq(proto_parse_number("0", 1, &v), 0);
+	ck_assert_uint_eq(v, 0);
+	ck_assert_int_eq(proto_parse_number("9223372036854775807", 19, &v), 0);
+	ck_assert(v == (uint64_t)INT64_MAX);
+	ck_assert_int_eq(proto_parse_number("00000000000000000001", 20, &v), 0);
+	ck_assert_uint_eq(v, 1);
+	/* LEN bounds the number: "12" of "123". */
+	ck_assert_int_eq(proto_parse_number("123", 2, &v), 0);
+	ck_assert_uint_eq(v, 12);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		v = 42;
+		ck_assert_msg(proto_parse_number(bad[i], strlen(bad[i]), &v) == -1,
+			      "\"%s\" accepted", bad[i]);
+		ck_assert_uint_eq(v, 42);
+	}
+	ck_assert_int_eq(proto_parse_signed("-5", 2, &sv), 0);
+	ck_assert(sv == -5);
+	ck_assert_int_eq(proto_parse_signed("-9223372036854775807", 20, &sv), 0);
+	ck_assert(sv == -INT64_MAX);
+	ck_assert_int_eq(proto_parse_signed("--5", 3, &sv), -1);
+	ck_assert_int_eq(proto_parse_signed("-", 1, &sv), -1);
+}
+END_TEST
+
 static Suite *protocol_suite(void)
 {
 	Suite *s = suite_create("protocol");
@@ -606,6 +641,7 @@ static Suite *protocol_suite(void)
 	tcase_add_test(tc, nul_refused);
 	tcase_add_loop_test(tc, bad_line, 0, COUNT(bad_lines));
 	tcase_add_test(tc, numbers_in_range);
+	tcase_add_test(tc, number_parser);
 	tcase_add_test(tc, longest_line);
 	tcase_add_test(tc, line_length_common);
 	tcase_add_test(tc, line_length_limits);

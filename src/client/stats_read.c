@@ -6,12 +6,15 @@
  * Everything a log line holds is untrusted: strings are decoded into fixed
  * buffers with their lengths checked. */
 #include <errno.h>
+#include <stdbool.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <jansson.h>
 
 #include "common/protocol.h"
 #include "client/stats.h"
@@ -430,35 +433,19 @@ static int parse_text(const char *s, size_t len, struct stats_record *r)
 
 /* -- the JSON format --------------------------------------------------------
  *
- * A small scanner for the one flat object per line ferryd writes. Strings
- * and numbers are found and checked by their grammar; the values of keys that
- * stats does not know may be any JSON value, nested ones included, and are
- * skipped. */
+ * jansson parses the line: one object, a key given twice refused
+ * (JSON_REJECT_DUPLICATES), as in text. The values of keys that stats does
+ * not know may be any JSON value and are not looked at.
+ *
+ * jansson decodes every \uXXXX to UTF-8, so "\u00ff" and a raw "ÿ" would
+ * come out alike, and stats.h's rule is that \u0080..\u00ff stand for the
+ * raw byte (translog.c writes bytes that are not UTF-8 that way). The line
+ * is therefore copied first with a \u0000 before each such escape in a
+ * string value, and before each \u0000 too. In the decoded value a NUL then
+ * says what follows: U+0080..U+00FF is that one byte, another NUL is a
+ * \u0000 of the line (which no string field may hold). */
 
-struct cursor {
-	const char *p;
-	const char *end;
-};
-
-static void skip_ws(struct cursor *c)
-{
-	while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' ||
-				 *c->p == '\r' || *c->p == '\n'))
-		c->p++;
-}
-
-static int hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Reads the 4 hex digits at S. */
+/* Reads the 4 hex digits at S (END bounds them). */
 static int read_hex4(const char *s, const char *end, uint32_t *out)
 {
 	uint32_t v = 0;
@@ -467,7 +454,11 @@ static int read_hex4(const char *s, const char *end, uint32_t *out)
 	if (end - s < 4)
 		return -EINVAL;
 	for (i = 0; i < 4; i++) {
-		int d = hex_digit(s[i]);
+		char c = s[i];
+		int d = c >= '0' && c <= '9'	 ? c - '0'
+			: c >= 'a' && c <= 'f' ? c - 'a' + 10
+			: c >= 'A' && c <= 'F' ? c - 'A' + 10
+					       : -1;
 
 		if (d < 0)
 			return -EINVAL;
@@ -477,286 +468,183 @@ static int read_hex4(const char *s, const char *end, uint32_t *out)
 	return 0;
 }
 
-/* Scans a string whose opening quote is at the cursor; *RAW and *LEN get its
- * contents, escapes still in. Only the escape grammar is checked here. */
-static int scan_string(struct cursor *c, const char **raw, size_t *len)
+/* The end of the string whose opening quote is at S: its closing quote, or
+ * END when there is none. */
+static const char *string_end(const char *s, const char *end)
 {
-	const char *p = c->p + 1;
-	uint32_t cp;
-
-	*raw = p;
-	while (p < c->end && *p != '"') {
-		if ((unsigned char)*p < 0x20)
-			return -EINVAL;
-		if (*p != '\\') {
-			p++;
-			continue;
-		}
-		if (++p == c->end)
-			return -EINVAL;
-		if (*p == 'u') {
-			if (read_hex4(p + 1, c->end, &cp) < 0)
-				return -EINVAL;
-			p += 5;
-		} else if (strchr("\"\\/bfnrt", *p) != NULL && *p != '\0') {
-			p++;
-		} else {
-			return -EINVAL;
-		}
-	}
-	if (p == c->end)
-		return -EINVAL;
-	*len = (size_t)(p - *raw);
-	c->p = p + 1;
-	return 0;
+	for (s++; s < end && *s != '"'; s++)
+		if (*s == '\\' && s + 1 < end)
+			s++;
+	return s;
 }
 
-/* Appends code point CP as UTF-8. */
-static size_t put_utf8(char *out, uint32_t cp)
+/* Copies the LEN bytes at S to OUT (2 * LEN bytes) with the marks described
+ * above; returns the length of the copy. Keys are copied as they are:
+ * jansson refuses a NUL in a key, and stats knows no key above ASCII. What
+ * is not JSON is copied too, for jansson to refuse. */
+static size_t mark_byte_escapes(const char *s, size_t len, char *out)
 {
-	if (cp < 0x80) {
-		out[0] = (char)cp;
-		return 1;
-	}
-	if (cp < 0x800) {
-		out[0] = (char)(0xc0 | cp >> 6);
-		out[1] = (char)(0x80 | (cp & 0x3f));
-		return 2;
-	}
-	if (cp < 0x10000) {
-		out[0] = (char)(0xe0 | cp >> 12);
-		out[1] = (char)(0x80 | (cp >> 6 & 0x3f));
-		out[2] = (char)(0x80 | (cp & 0x3f));
-		return 3;
-	}
-	out[0] = (char)(0xf0 | cp >> 18);
-	out[1] = (char)(0x80 | (cp >> 12 & 0x3f));
-	out[2] = (char)(0x80 | (cp >> 6 & 0x3f));
-	out[3] = (char)(0x80 | (cp & 0x3f));
-	return 4;
-}
-
-/* Undoes the escapes of a string scanned by scan_string into OUT (CAP
- * bytes); *OUT_LEN gets the length. \u0000 and lone surrogates are refused;
- * \u0080..\u00ff are the raw byte, as translog.c writes invalid UTF-8. */
-static int json_unescape(const char *raw, size_t len, char *out, size_t cap,
-			 size_t *out_len)
-{
-	const char *p = raw, *end = raw + len;
-	size_t n = 0;
+	const char *p = s, *end = s + len;
+	char *o = out;
 
 	while (p < end) {
-		char tmp[4];
-		size_t k = 1;
-		uint32_t cp, lo;
+		const char *close, *after;
+		bool key;
 
-		if (*p != '\\') {
-			tmp[0] = *p++;
-		} else if (p[1] != 'u') {
-			static const char from[] = "\"\\/bfnrt";
-			static const char to[] = "\"\\/\b\f\n\r\t";
-
-			tmp[0] = to[strchr(from, p[1]) - from];
-			p += 2;
-		} else {
-			read_hex4(p + 2, end, &cp);
-			p += 6;
-			if (cp == 0)
-				return -EINVAL;
-			if (cp >= 0xd800 && cp <= 0xdbff) {
-				if (end - p < 6 || p[0] != '\\' ||
-				    p[1] != 'u' ||
-				    read_hex4(p + 2, end, &lo) < 0 ||
-				    lo < 0xdc00 || lo > 0xdfff)
-					return -EINVAL;
-				p += 6;
-				cp = 0x10000 + ((cp - 0xd800) << 10) +
-				     (lo - 0xdc00);
-				k = put_utf8(tmp, cp);
-			} else if (cp >= 0xdc00 && cp <= 0xdfff) {
-				return -EINVAL;
-			} else if (cp <= 0xff) {
-				tmp[0] = (char)cp;
-			} else {
-				k = put_utf8(tmp, cp);
-			}
+		if (*p != '"') {
+			*o++ = *p++;
+			continue;
 		}
-		if (n + k >= cap)
-			return -EINVAL;
-		memcpy(out + n, tmp, k);
-		n += k;
+		close = string_end(p, end);
+		for (after = close + (close < end); after < end &&
+			strchr(" \t\r\n", *after) != NULL && *after != '\0';
+		     after++)
+			;
+		key = after < end && *after == ':';
+		for (*o++ = *p++; p < close; p++) {
+			uint32_t cp;
+
+			if (*p == '\\' && p + 1 < close) {
+				if (!key && p[1] == 'u' &&
+				    read_hex4(p + 2, close, &cp) == 0 &&
+				    (cp == 0 || (cp >= 0x80 && cp <= 0xff))) {
+					memcpy(o, "\\u0000", 6);
+					o += 6;
+				}
+				/* The escaped character goes with its
+				 * backslash, so \" does not end the string. */
+				*o++ = *p++;
+			}
+			*o++ = *p;
+		}
 	}
-	out[n] = '\0';
+	return (size_t)(o - out);
+}
+
+/* Copies the decoded string V (LEN bytes) into OUT with the marks undone;
+ * *OUT_LEN gets the length, never more than LEN. -EINVAL for a \u0000. */
+static int unmark(const char *v, size_t len, char *out, size_t *out_len)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < len; i++) {
+		unsigned char c1, c2;
+
+		if (v[i] != '\0') {
+			out[n++] = v[i];
+			continue;
+		}
+		if (len - i < 3)
+			return -EINVAL;
+		c1 = (unsigned char)v[i + 1];
+		c2 = (unsigned char)v[i + 2];
+		/* U+0080..U+00FF is 0xc2 or 0xc3 and a continuation byte. */
+		if (c1 != 0xc2 && c1 != 0xc3)
+			return -EINVAL;
+		out[n++] = (char)((c1 & 0x1f) << 6 | (c2 & 0x3f));
+		i += 2;
+	}
 	*out_len = n;
 	return 0;
 }
 
-/* Scans a number's characters; set_number checks their grammar for the
- * fields stats reads. */
-static int scan_number(struct cursor *c, const char **raw, size_t *len)
+/* Sets known field F from its JSON value V. */
+static int json_field(json_t *v, struct stats_record *r, enum field f)
 {
-	const char *p = c->p;
-
-	while (p < c->end && (strchr("0123456789+-.eE", *p) != NULL) &&
-	       *p != '\0')
-		p++;
-	if (p == c->p)
-		return -EINVAL;
-	*raw = c->p;
-	*len = (size_t)(p - c->p);
-	c->p = p;
-	return 0;
-}
-
-/* Skips one JSON value of any kind. Nesting is tracked with a stack of the
- * closing brackets expected, so a truncated or mismatched value is refused;
- * commas and colons inside it are not checked. */
-static int skip_value(struct cursor *c)
-{
-	char closers[32];
-	size_t depth = 0;
-	const char *raw;
-	size_t len;
-
-	do {
-		skip_ws(c);
-		if (c->p == c->end)
-			return -EINVAL;
-		switch (*c->p) {
-		case '"':
-			if (scan_string(c, &raw, &len) < 0)
-				return -EINVAL;
-			break;
-		case '{':
-		case '[':
-			if (depth == sizeof(closers))
-				return -EINVAL;
-			closers[depth++] = *c->p == '{' ? '}' : ']';
-			c->p++;
-			break;
-		case '}':
-		case ']':
-			if (depth == 0 || closers[depth - 1] != *c->p)
-				return -EINVAL;
-			depth--;
-			c->p++;
-			break;
-		case ',':
-		case ':':
-			if (depth == 0)
-				return -EINVAL;
-			c->p++;
-			break;
-		default:
-			if ((size_t)(c->end - c->p) >= 4 &&
-			    (memcmp(c->p, "true", 4) == 0 ||
-			     memcmp(c->p, "null", 4) == 0)) {
-				c->p += 4;
-			} else if ((size_t)(c->end - c->p) >= 5 &&
-				   memcmp(c->p, "false", 5) == 0) {
-				c->p += 5;
-			} else if (scan_number(c, &raw, &len) < 0) {
-				return -EINVAL;
-			}
-			break;
-		}
-	} while (depth > 0);
-	return 0;
-}
-
-/* Reads one member's value for known field F. */
-static int json_field(struct cursor *c, struct stats_record *r, enum field f)
-{
-	const char *raw;
-	size_t len;
+	json_int_t i;
+	double d;
 
 	if (field_is_string(f)) {
+		size_t len = json_string_length(v), n;
 		char stack[256];
 		char *buf = stack;
-		size_t n;
 		int rc;
 
-		if (*c->p != '"' || scan_string(c, &raw, &len) < 0)
+		if (!json_is_string(v))
 			return -EINVAL;
 		if (len + 1 > sizeof(stack)) {
 			buf = malloc(len + 1);
 			if (buf == NULL)
 				return -ENOMEM;
 		}
-		/* Unescaping never lengthens a string. */
-		rc = json_unescape(raw, len, buf, len + 1, &n);
+		rc = unmark(json_string_value(v), len, buf, &n);
 		if (rc == 0)
 			rc = set_string(r, f, buf, n);
 		if (buf != stack)
 			free(buf);
 		return rc;
 	}
-	if (scan_number(c, &raw, &len) < 0)
+	if (f == F_DURATION || f == F_RATE) {
+		/* An integer is a number too ("duration_s":0); "-0.0" is
+		 * refused as the text format refuses it. */
+		d = json_number_value(v);
+		if (!json_is_number(v) || !isfinite(d) || signbit(d))
+			return -EINVAL;
+		*(f == F_DURATION ? &r->duration_s : &r->mib_per_s) = d;
+		return 0;
+	}
+	/* status, offset, bytes, size: integers, never reals ("1.0"). */
+	i = json_integer_value(v);
+	if (!json_is_integer(v) || i < 0)
 		return -EINVAL;
-	return set_number(r, f, raw, len);
+	switch (f) {
+	case F_STATUS:
+		if (i < 100 || i > STATS_STATUS_MAX)
+			return -EINVAL;
+		r->status = (int)i;
+		return 0;
+	case F_OFFSET:
+		r->offset = (uint64_t)i;
+		return 0;
+	case F_BYTES:
+		r->bytes = (uint64_t)i;
+		return 0;
+	case F_SIZE:
+		r->size = (uint64_t)i;
+		return 0;
+	default:
+		return -EINVAL;
+	}
 }
 
 static int parse_json(const char *s, size_t len, struct stats_record *r)
 {
-	struct cursor c = { s, s + len };
+	char stack[1024] = ""; /* zeroed: gcc cannot see the copy fill it */
+	char *marked = stack;
 	unsigned seen = 0;
-	int rc;
+	size_t n;
+	const char *key;
+	json_t *root, *v;
+	int rc = 0;
 
-	skip_ws(&c);
-	if (c.p == c.end || *c.p != '{')
-		return -EINVAL;
-	c.p++;
-	skip_ws(&c);
-	if (c.p < c.end && *c.p == '}') {
-		c.p++;
-		goto end;
+	if (2 * len > sizeof(stack)) {
+		marked = calloc(2, len);
+		if (marked == NULL)
+			return -ENOMEM;
 	}
-	for (;;) {
-		char key[32];
-		const char *raw;
-		size_t raw_len, key_len;
-		enum field f = F_COUNT;
+	n = mark_byte_escapes(s, len, marked);
+	root = json_loadb(marked, n, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
+			  NULL);
+	if (marked != stack)
+		free(marked);
+	if (!json_is_object(root)) {
+		json_decref(root);
+		return -EINVAL;
+	}
+	json_object_foreach(root, key, v) {
+		enum field f = field_lookup(key, strlen(key));
 
-		skip_ws(&c);
-		if (c.p == c.end || *c.p != '"' ||
-		    scan_string(&c, &raw, &raw_len) < 0)
-			return -EINVAL;
-		/* A key longer than any stats knows is simply unknown. */
-		if (json_unescape(raw, raw_len, key, sizeof(key), &key_len) ==
-		    0)
-			f = field_lookup(key, key_len);
-		skip_ws(&c);
-		if (c.p == c.end || *c.p != ':')
-			return -EINVAL;
-		c.p++;
-		skip_ws(&c);
-		if (c.p == c.end)
-			return -EINVAL;
-		if (f == F_COUNT) {
-			rc = skip_value(&c);
-		} else {
-			rc = mark_seen(&seen, f);
-			if (rc == 0)
-				rc = json_field(&c, r, f);
-		}
+		if (f == F_COUNT)
+			continue;
+		seen |= 1u << f;
+		rc = json_field(v, r, f);
 		if (rc < 0)
-			return rc;
-		skip_ws(&c);
-		if (c.p == c.end)
-			return -EINVAL;
-		if (*c.p == '}') {
-			c.p++;
 			break;
-		}
-		if (*c.p != ',')
-			return -EINVAL;
-		c.p++;
 	}
-end:
-	skip_ws(&c);
-	if (c.p != c.end)
-		return -EINVAL;
-	return seen == ALL_FIELDS ? 0 : -EINVAL;
+	json_decref(root);
+	if (rc == 0 && seen != ALL_FIELDS)
+		rc = -EINVAL;
+	return rc;
 }
 
 int stats_parse_line(const char *line, size_t len, struct stats_record *out)

@@ -198,10 +198,6 @@ int stats_cmp_double(const void *a, const void *b);
 int stats_top_paths(const struct stats *s, struct stats_path_total *top,
 		    size_t max);
 
-/* Formats BYTES as "512 B", "3.4 KiB", "104.9 GiB" (binary units, one
- * decimal) into BUF. */
-void stats_format_bytes(uint64_t bytes, char *buf, size_t cap);
-
 /* Writes the report (stats_finish first). Returns 0, -ENOMEM or -EIO. */
 int stats_report(struct stats *s, FILE *out);
 

@@ -15,6 +15,7 @@
 
 #include "common/protocol.h"
 #include "client/stats.h"
+#include "common/units.h"
 
 /* -- the string index ------------------------------------------------------ */
 
@@ -353,26 +354,6 @@ int stats_top_paths(const struct stats *s, struct stats_path_total *top,
 
 /* -- the report ----------------------------------------------------------- */
 
-void stats_format_bytes(uint64_t bytes, char *buf, size_t cap)
-{
-	static const char *const units[] = { "B",   "KiB", "MiB", "GiB",
-					     "TiB", "PiB", "EiB" };
-	double v = (double)bytes;
-	size_t u = 0;
-
-	if (bytes < 1024) {
-		snprintf(buf, cap, "%" PRIu64 " B", bytes);
-		return;
-	}
-	/* Stop at the unit whose value, printed with one decimal, is below
-	 * 1024: 1048575 bytes are "1.0 MiB", not "1024.0 KiB". */
-	while (u + 1 < sizeof(units) / sizeof(units[0]) && v >= 1023.95) {
-		v /= 1024.0;
-		u++;
-	}
-	snprintf(buf, cap, "%.1f %s", v, units[u]);
-}
-
 /* Writes S percent-encoded, as the text log would. */
 static void put_encoded(FILE *out, const char *s)
 {
@@ -437,7 +418,7 @@ int stats_report(struct stats *s, FILE *out)
 		char name[3 * STATS_MODE_MAX];
 
 		encode_short(m->name, name, sizeof(name));
-		stats_format_bytes(m->bytes, buf, sizeof(buf));
+		units_format_bytes(buf, sizeof(buf), m->bytes);
 		fprintf(out, "%-11s %9" PRIu64 " %12s", name, m->transfers,
 			buf);
 		put_rate(out, m, 50);
@@ -461,7 +442,7 @@ int stats_report(struct stats *s, FILE *out)
 	fputs(n == 0 ? "top paths by bytes: none\n" : "top paths by bytes:\n",
 	      out);
 	for (i = 0; i < (size_t)n; i++) {
-		stats_format_bytes(top[i].bytes, buf, sizeof(buf));
+		units_format_bytes(buf, sizeof(buf), top[i].bytes);
 		fprintf(out, "  %10s  ", buf);
 		put_encoded(out, top[i].path);
 		fputc('\n', out);

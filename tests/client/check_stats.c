@@ -796,32 +796,6 @@ START_TEST(test_many_paths)
 }
 END_TEST
 
-START_TEST(test_format_bytes)
-{
-	static const struct {
-		uint64_t bytes;
-		const char *text;
-	} cases[] = {
-		{ 0, "0 B" },
-		{ 1023, "1023 B" },
-		{ 1024, "1.0 KiB" },
-		{ 1536, "1.5 KiB" },
-		{ 1048575, "1.0 MiB" },
-		{ 104857600, "100.0 MiB" },
-		{ 112640000000ULL, "104.9 GiB" },
-		{ 1099511627776ULL, "1.0 TiB" },
-		{ UINT64_MAX, "16.0 EiB" },
-	};
-	char buf[32];
-	size_t i;
-
-	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		stats_format_bytes(cases[i].bytes, buf, sizeof(buf));
-		ck_assert_str_eq(buf, cases[i].text);
-	}
-}
-END_TEST
-
 /* -- report --------------------------------------------------------------- */
 
 /* The fixed input of the report and SVG tests: sendfile 4 transfers (3
@@ -1666,7 +1640,6 @@ static Suite *stats_suite(void)
 	tcase_add_test(tc, test_accumulate_modes);
 	tcase_add_test(tc, test_top_paths);
 	tcase_add_test(tc, test_many_paths);
-	tcase_add_test(tc, test_format_bytes);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("report");

@@ -190,6 +190,12 @@ struct stats_mode *stats_mode_find(const struct stats *s, const char *name);
  * N is 0. */
 double stats_percentile(const double *sorted, size_t n, double p);
 
+/* S percent-encoded as the text log writes it (so only printable ASCII is
+ * left), NUL-terminated, in STACK when it fits in CAP bytes, else in memory
+ * the caller frees (when the result is not STACK); NULL when out of memory.
+ * The report and the plot print every string of a log through it. */
+char *stats_encode(const char *s, char *stack, size_t cap);
+
 /* qsort's comparison of two doubles, ascending. */
 int stats_cmp_double(const void *a, const void *b);
 

@@ -354,20 +354,25 @@ int stats_top_paths(const struct stats *s, struct stats_path_total *top,
 
 /* -- the report ----------------------------------------------------------- */
 
+char *stats_encode(const char *s, char *stack, size_t cap)
+{
+	size_t len = strlen(s), need = proto_encode(s, len, NULL, 0);
+	char *buf = need + 1 <= cap ? stack : malloc(need + 1);
+
+	if (buf == NULL)
+		return NULL;
+	proto_encode(s, len, buf, need);
+	buf[need] = '\0';
+	return buf;
+}
+
 /* Writes S percent-encoded, as the text log would. */
 static void put_encoded(FILE *out, const char *s)
 {
-	size_t len = strlen(s), need = proto_encode(s, len, NULL, 0);
 	char stack[256];
-	char *buf = need + 1 <= sizeof(stack) ? stack : malloc(need + 1);
+	char *buf = stats_encode(s, stack, sizeof(stack));
 
-	if (buf == NULL) {
-		fputs("?", out);
-		return;
-	}
-	proto_encode(s, len, buf, need);
-	buf[need] = '\0';
-	fputs(buf, out);
+	fputs(buf != NULL ? buf : "?", out);
 	if (buf != stack)
 		free(buf);
 }

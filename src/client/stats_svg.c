@@ -51,16 +51,15 @@ static const char *mode_colour(const char *name, size_t *next_other)
  * entities. */
 static void put_xml(FILE *out, const char *s)
 {
-	size_t len = strlen(s), need = proto_encode(s, len, NULL, 0), i;
 	char stack[256];
-	char *buf = need + 1 <= sizeof(stack) ? stack : malloc(need + 1);
+	char *buf = stats_encode(s, stack, sizeof(stack));
+	size_t i;
 
 	if (buf == NULL) {
 		fputs("?", out);
 		return;
 	}
-	proto_encode(s, len, buf, need);
-	for (i = 0; i < need; i++) {
+	for (i = 0; buf[i] != '\0'; i++) {
 		switch (buf[i]) {
 		case '&': fputs("&amp;", out); break;
 		case '<': fputs("&lt;", out); break;

@@ -72,16 +72,19 @@ static void put_fmt(struct out *o, const char *fmt, ...)
 
 static void put_fmt(struct out *o, const char *fmt, ...)
 {
-	char tmp[128];
 	va_list ap;
 	int n;
 
+	/* Straight into the buffer: the numbers of one line can be longer
+	 * than any scratch buffer (five 20-digit integers and two doubles). */
 	va_start(ap, fmt);
-	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	if (o->len < o->cap)
+		n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
+	else
+		n = vsnprintf(NULL, 0, fmt, ap);
 	va_end(ap);
 	if (n > 0)
-		put_bytes(o, tmp, (size_t)n < sizeof(tmp) ? (size_t)n
-							   : sizeof(tmp) - 1);
+		o->len += (size_t)n;
 }
 
 /* Writes S percent-encoded, straight into the buffer. */

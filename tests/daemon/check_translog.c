@@ -158,6 +158,26 @@ START_TEST(test_text_large_numbers)
 }
 END_TEST
 
+START_TEST(test_text_huge_numbers)
+{
+	struct transfer_record r = sample();
+
+	/* The numbers' part is longer than the 128 bytes the writer once
+	 * formatted it in, which cut the line at "mib_p". */
+	r.offset = INT64_MAX;
+	r.bytes = INT64_MAX;
+	r.size = INT64_MAX;
+	r.duration_s = 1234.5678;
+	ck_assert_str_eq(fmt(&r, FERRY_LOG_TEXT),
+			 "2026-11-24T10:00:00.123Z client=127.0.0.1:53422 "
+			 "path=/big.iso mode=sendfile status=200 "
+			 "offset=9223372036854775807 "
+			 "bytes=9223372036854775807 "
+			 "size=9223372036854775807 duration_s=1234.5678 "
+			 "mib_per_s=7124835932.23\n");
+}
+END_TEST
+
 /* -- JSON ------------------------------------------------------------- */
 
 START_TEST(test_json_complete)
@@ -663,6 +683,7 @@ static Suite *translog_suite(void)
 	tcase_add_test(tc, test_text_zero_duration);
 	tcase_add_test(tc, test_text_zero_bytes);
 	tcase_add_test(tc, test_text_large_numbers);
+	tcase_add_test(tc, test_text_huge_numbers);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("json");

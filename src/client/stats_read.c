@@ -6,9 +6,8 @@
  * Everything a log line holds is untrusted: strings are decoded into fixed
  * buffers with their lengths checked. */
 #include <errno.h>
-#include <stdbool.h>
-#include <inttypes.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -7,15 +7,13 @@
  * terminal as a control character. */
 #include <errno.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/protocol.h"
-#include "client/stats.h"
 #include "common/units.h"
+#include "client/stats.h"
 
 /* -- the string index ------------------------------------------------------ */
 

@@ -2,14 +2,11 @@
  * Mode names reach the SVG escaped as XML text and attributes, so no byte of
  * a log can become markup. */
 #include <errno.h>
-#include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "common/protocol.h"
 #include "client/stats.h"
 
 /* -- the SVG plot -----------------------------------------------------------

@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/units.h"
+
 #define MIB (1024.0 * 1024.0)
 /* The longest "SIZE MTIME OFFSET\n" record: three 20-digit numbers. */
 #define META_MAX 80
@@ -881,24 +883,6 @@ int client_output_name(const char *path, char *out, size_t cap)
 
 /* ---- text --------------------------------------------------------------- */
 
-int client_format_size(char *buf, size_t cap, uint64_t bytes)
-{
-	static const char *const units[] = { "KiB", "MiB", "GiB",
-					     "TiB", "PiB", "EiB" };
-	double v;
-	size_t u = 0;
-
-	if (bytes < 1024)
-		return snprintf(buf, cap, "%" PRIu64 " B", bytes);
-	v = (double)bytes / 1024.0;
-	/* 1023.96 would print as 1024.0: step up a unit instead. */
-	while (v >= 1023.95 && u + 1 < sizeof(units) / sizeof(units[0])) {
-		v /= 1024.0;
-		u++;
-	}
-	return snprintf(buf, cap, "%.1f %s", v, units[u]);
-}
-
 int client_format_duration(char *buf, size_t cap, double seconds)
 {
 	uint64_t s, h;
@@ -926,8 +910,8 @@ int client_format_progress(char *buf, size_t cap, const char *name,
 		done = total;
 	percent = total > 0 ? (unsigned)((double)done * 100.0 / (double)total)
 			    : 100;
-	client_format_size(done_s, sizeof(done_s), done);
-	client_format_size(total_s, sizeof(total_s), total);
+	units_format_bytes(done_s, sizeof(done_s), done);
+	units_format_bytes(total_s, sizeof(total_s), total);
 	client_format_duration(eta_s, sizeof(eta_s),
 			       rate_bps > 0 ? (double)(total - done) / rate_bps
 					    : -1);
@@ -956,7 +940,7 @@ int client_format_entry(char *buf, size_t cap, const struct proto_entry *e)
 	if (e->type == 'd')
 		snprintf(size, sizeof(size), "-");
 	else
-		client_format_size(size, sizeof(size), e->size);
+		units_format_bytes(size, sizeof(size), e->size);
 	if (localtime_r(&t, &tm) == NULL ||
 	    strftime(date, sizeof(date), "%Y-%m-%d %H:%M", &tm) == 0)
 		snprintf(date, sizeof(date), "%" PRId64, e->mtime);

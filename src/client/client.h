@@ -187,8 +187,6 @@ int client_output_name(const char *path, char *out, size_t cap);
 
 /* ---- text --------------------------------------------------------------- */
 
-/* "0 B", "1023 B", "1.0 KiB", "100.0 KiB", "12.3 GiB". */
-int client_format_size(char *buf, size_t cap, uint64_t bytes);
 /* "h:mm:ss" or "m:ss"; "--:--" when SECONDS is negative (unknown). */
 int client_format_duration(char *buf, size_t cap, double seconds);
 /* The progress line: NAME, bytes done of TOTAL, percent, the rate of this

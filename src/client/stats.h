@@ -3,11 +3,14 @@
  * percentiles, errors by status, the top paths by bytes, and optionally an
  * SVG plot of throughput over time.
  *
- * The parts are pure and reached by the unit tests directly: the line parser
- * (stats_parse_line), the time parser for --since/--until (stats_parse_time),
- * the accumulator (stats_add and friends), the report and SVG writers (to any
- * FILE *). stats_main is the thin layer that reads files and sets the exit
- * code.
+ * The parts are pure and reached by the unit tests directly, one file each:
+ * stats_read.c the line parser (stats_parse_line), the time parser for
+ * --since/--until (stats_parse_time) and stats_read; stats_summary.c the
+ * accumulator (stats_add and friends) and the report; stats_svg.c the SVG
+ * writer (both write to any FILE *). stats.c holds stats_main, the thin
+ * layer that reads files and sets the exit code. One header serves the four:
+ * they share struct stats and struct stats_record, and the definitions
+ * below are what every one of them implements.
  *
  * Definitions the report relies on:
  *  - A transfer is one well-formed log line whose time is within
@@ -41,6 +44,8 @@
 #define STATS_STATUS_MAX 999          /* statuses are 100..999 */
 #define STATS_TOP_PATHS 10
 #define STATS_MALFORMED_SHOWN 10      /* malformed lines reported by place */
+#define STATS_MS_PER_S INT64_C(1000)
+#define STATS_MS_PER_DAY (INT64_C(86400) * STATS_MS_PER_S)
 
 /* One transfer log line. Strings are decoded (the text format's percent
  * encoding and JSON's escapes undone) and NUL-terminated. */
@@ -78,6 +83,14 @@ int stats_parse_line(const char *line, size_t len, struct stats_record *out);
  * "2026-11-24" (its midnight UTC), or Unix epoch seconds "1795514400"
  * (a fraction is allowed, "1795514400.5"). 0, or -EINVAL. */
 int stats_parse_time(const char *s, int64_t *ms);
+
+/* Times as the report and the plot show them (stats_read.c): A / B rounded
+ * down; epoch milliseconds broken into UTC fields (*MSEC the milliseconds);
+ * "2026-11-24T10:00:00.123Z", as the log writes it. */
+int64_t stats_floor_div(int64_t a, int64_t b);
+struct tm;
+void stats_utc_fields(int64_t ms, struct tm *tm, int *msec);
+void stats_format_time(int64_t ms, char *buf, size_t cap);
 
 /* A completed transfer, as plotted. */
 struct stats_point {
@@ -177,14 +190,19 @@ struct stats_mode *stats_mode_find(const struct stats *s, const char *name);
  * N is 0. */
 double stats_percentile(const double *sorted, size_t n, double p);
 
+/* S percent-encoded as the text log writes it (so only printable ASCII is
+ * left), NUL-terminated, in STACK when it fits in CAP bytes, else in memory
+ * the caller frees (when the result is not STACK); NULL when out of memory.
+ * The report and the plot print every string of a log through it. */
+char *stats_encode(const char *s, char *stack, size_t cap);
+
+/* qsort's comparison of two doubles, ascending. */
+int stats_cmp_double(const void *a, const void *b);
+
 /* Fills TOP with at most MAX path totals, largest first (see above); the
  * strings stay owned by S. Returns how many. -ENOMEM. */
 int stats_top_paths(const struct stats *s, struct stats_path_total *top,
 		    size_t max);
-
-/* Formats BYTES as "512 B", "3.4 KiB", "104.9 GiB" (binary units, one
- * decimal) into BUF. */
-void stats_format_bytes(uint64_t bytes, char *buf, size_t cap);
 
 /* Writes the report (stats_finish first). Returns 0, -ENOMEM or -EIO. */
 int stats_report(struct stats *s, FILE *out);

@@ -7,13 +7,19 @@
  * values ("127.0.0.1:53422", "sendfile", "client-gone") unchanged but
  * guarantees that no value ever holds a space or a line break.
  *
- * JSON lines hold the same keys in one object. Strings are escaped per RFC
- * 8259: '"' and '\\' with a backslash, every byte below 0x20 and DEL as
- * \u00xx. Valid UTF-8 sequences are copied as they are; every byte that is
- * not part of a valid UTF-8 sequence (a stray continuation byte, an overlong
- * form, a surrogate, a truncated sequence) is written as \u00xx with xx the
- * byte's value, so the line is always valid UTF-8 and valid JSON. The path is
- * written decoded, as the client asked for it.
+ * JSON lines hold the same keys in one object, in that order, made and
+ * written by jansson (compact, keys in insertion order). Strings are
+ * escaped per RFC 8259; valid UTF-8 is copied as it is. jansson holds
+ * only UTF-8, so a line with a string that is not UTF-8 (a path of Latin-1
+ * bytes, a stray continuation byte, an overlong form, a surrogate) is made
+ * with every byte from 0x80 up, in every string, as the code point of the
+ * same value (U+0080..U+00FF) and written with JSON_ENSURE_ASCII: each such
+ * byte is then \u00XX of the byte, which ferry stats reads back as that
+ * byte (stats.h), so every string of the line keeps its bytes. The path is
+ * written decoded, as the client asked for it. The reals are rounded to the
+ * decimals the log has always had (duration_s 4, mib_per_s 2) and written
+ * with 15 significant digits, so 0.1438 stays 0.1438; jansson drops
+ * trailing zeros (2.5000 is 2.5, 0.0000 is 0.0), the same number.
  *
  * The file descriptor is shared by every thread that ends a transfer and by
  * the reload that reopens it; a read-write lock keeps a reopen from closing
@@ -30,6 +36,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include "common/protocol.h"
 #include "daemon/translog.h"
@@ -64,16 +72,19 @@ static void put_fmt(struct out *o, const char *fmt, ...)
 
 static void put_fmt(struct out *o, const char *fmt, ...)
 {
-	char tmp[128];
 	va_list ap;
 	int n;
 
+	/* Straight into the buffer: the numbers of one line can be longer
+	 * than any scratch buffer (five 20-digit integers and two doubles). */
 	va_start(ap, fmt);
-	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	if (o->len < o->cap)
+		n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
+	else
+		n = vsnprintf(NULL, 0, fmt, ap);
 	va_end(ap);
 	if (n > 0)
-		put_bytes(o, tmp, (size_t)n < sizeof(tmp) ? (size_t)n
-							   : sizeof(tmp) - 1);
+		o->len += (size_t)n;
 }
 
 /* Writes S percent-encoded, straight into the buffer. */
@@ -86,70 +97,8 @@ static void put_encoded(struct out *o, const char *s)
 		o->len += proto_encode(s, strlen(s), NULL, 0);
 }
 
-/* The length of the valid UTF-8 sequence at S (at most AVAIL bytes), or 0
- * when the bytes there do not start one. */
-static size_t utf8_sequence(const unsigned char *s, size_t avail)
-{
-	unsigned char c = s[0];
-	size_t need, i;
-	uint32_t cp;
-
-	if (c >= 0xc2 && c <= 0xdf) {
-		need = 2;
-		cp = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		need = 3;
-		cp = c & 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		need = 4;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (avail < need)
-		return 0;
-	for (i = 1; i < need; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	/* Overlong forms, surrogates and code points past U+10FFFF. */
-	if ((need == 3 && cp < 0x800) || (need == 4 && cp < 0x10000) ||
-	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
-		return 0;
-	return need;
-}
-
-/* Writes S as a JSON string, quotes included. */
-static void put_json_string(struct out *o, const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	size_t avail = strlen(s);
-
-	put_bytes(o, "\"", 1);
-	while (avail > 0) {
-		size_t n = 1;
-
-		if (*p == '"' || *p == '\\') {
-			put_bytes(o, "\\", 1);
-			put_bytes(o, (const char *)p, 1);
-		} else if (*p < 0x20 || *p == 0x7f) {
-			put_fmt(o, "\\u%04x", *p);
-		} else if (*p < 0x80) {
-			put_bytes(o, (const char *)p, 1);
-		} else if ((n = utf8_sequence(p, avail)) > 0) {
-			put_bytes(o, (const char *)p, n);
-		} else {
-			n = 1;
-			put_fmt(o, "\\u%04x", *p);
-		}
-		p += n;
-		avail -= n;
-	}
-	put_bytes(o, "\"", 1);
-}
-
-static void put_time(struct out *o, const struct timespec *ts)
+/* TS as "2026-11-24T10:00:00.123Z" into BUF (CAP bytes). */
+static void time_text(const struct timespec *ts, char *buf, size_t cap)
 {
 	struct tm tm;
 	time_t sec = ts->tv_sec;
@@ -159,14 +108,137 @@ static void put_time(struct out *o, const struct timespec *ts)
 		ms = 0;
 	if (gmtime_r(&sec, &tm) == NULL)
 		memset(&tm, 0, sizeof(tm));
-	put_fmt(o, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-		tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		ms);
+	snprintf(buf, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
+		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		 tm.tm_min, tm.tm_sec, ms);
 }
 
 static const char *or_dash(const char *s)
 {
 	return s != NULL && s[0] != '\0' ? s : "-";
+}
+
+/* Sets OBJ[KEY] to the string S. With AS_BYTES every byte from 0x80 up
+ * becomes the code point of the same value (see the top of the file).
+ * -EILSEQ when S is not UTF-8 (and AS_BYTES is off), -ENOMEM. */
+static int set_string(json_t *obj, const char *key, const char *s,
+		      bool as_bytes)
+{
+	char stack[512] = "";
+	char *buf = stack;
+	size_t i, n = 0, len = strlen(s);
+	json_t *v;
+
+	if (!as_bytes) {
+		/* json_string refuses what is not UTF-8 (and says NULL when
+		 * out of memory too, which the retry as bytes then finds). */
+		v = json_string(s);
+		if (v == NULL)
+			return -EILSEQ;
+		return json_object_set_new(obj, key, v) == 0 ? 0 : -ENOMEM;
+	}
+	if (2 * len > sizeof(stack)) {
+		buf = calloc(2, len);
+		if (buf == NULL)
+			return -ENOMEM;
+	}
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c < 0x80) {
+			buf[n++] = (char)c;
+		} else {
+			buf[n++] = (char)(0xc0 | c >> 6);
+			buf[n++] = (char)(0x80 | (c & 0x3f));
+		}
+	}
+	v = json_stringn_nocheck(buf, n);
+	if (buf != stack)
+		free(buf);
+	return v != NULL && json_object_set_new(obj, key, v) == 0 ? 0
+								  : -ENOMEM;
+}
+
+/* Sets OBJ[KEY] to the integer V. File offsets and sizes are off_t, so
+ * they fit jansson's json_int_t (int64_t); a larger V is clamped. */
+static int set_integer(json_t *obj, const char *key, uint64_t v)
+{
+	json_int_t i = v > INT64_MAX ? INT64_MAX : (json_int_t)v;
+
+	return json_object_set_new(obj, key, json_integer(i)) == 0 ? 0
+								   : -ENOMEM;
+}
+
+/* Sets OBJ[KEY] to V rounded to DECIMALS as printf rounds it (read back
+ * from "%.*f"): the nearest double to the decimal the log has always
+ * shown. */
+static int set_real(json_t *obj, const char *key, double v, int decimals)
+{
+	char text[400]; /* DBL_MAX in %f is 309 digits */
+
+	snprintf(text, sizeof(text), "%.*f", decimals, v);
+	return json_object_set_new(obj, key, json_real(strtod(text, NULL))) ==
+			       0
+		       ? 0
+		       : -ENOMEM;
+}
+
+/* Fills OBJ with R's members, in the log's order. 0, -EILSEQ (a string is
+ * not UTF-8 and AS_BYTES is off) or -ENOMEM. */
+static int json_record(json_t *obj, const struct transfer_record *r,
+		       double duration_s, double mib_per_s, bool as_bytes)
+{
+	char time[64];
+	int rc;
+
+	time_text(&r->end, time, sizeof(time));
+	if ((rc = set_string(obj, "time", time, as_bytes)) < 0 ||
+	    (rc = set_string(obj, "client", or_dash(r->client), as_bytes)) <
+		    0 ||
+	    (rc = set_string(obj, "path", or_dash(r->path), as_bytes)) < 0 ||
+	    (rc = set_string(obj, "mode", or_dash(r->mode), as_bytes)) < 0)
+		return rc;
+	if (json_object_set_new(obj, "status", json_integer(r->status)) < 0 ||
+	    set_integer(obj, "offset", r->offset) < 0 ||
+	    set_integer(obj, "bytes", r->bytes) < 0 ||
+	    set_integer(obj, "size", r->size) < 0 ||
+	    set_real(obj, "duration_s", duration_s, 4) < 0 ||
+	    set_real(obj, "mib_per_s", mib_per_s, 2) < 0)
+		return -ENOMEM;
+	if (r->error != NULL)
+		return set_string(obj, "error", r->error, as_bytes);
+	return 0;
+}
+
+/* json_dump_callback's sink: the snprintf-like buffer. */
+static int put_cb(const char *s, size_t n, void *data)
+{
+	put_bytes(data, s, n);
+	return 0;
+}
+
+/* Writes R as one JSON object. 0 or -ENOMEM. */
+static int put_json(struct out *o, const struct transfer_record *r,
+		    double duration_s, double mib_per_s)
+{
+	size_t flags = JSON_COMPACT | JSON_REAL_PRECISION(15);
+	json_t *obj = json_object();
+	int rc;
+
+	if (obj == NULL)
+		return -ENOMEM;
+	rc = json_record(obj, r, duration_s, mib_per_s, false);
+	if (rc == -EILSEQ) {
+		json_object_clear(obj);
+		rc = json_record(obj, r, duration_s, mib_per_s, true);
+		flags |= JSON_ENSURE_ASCII;
+	}
+	/* Not json_dumpb: it skips a piece that does not fit and copies the
+	 * later ones, where the callback keeps snprintf's prefix. */
+	if (rc == 0 && json_dump_callback(obj, put_cb, o, flags) < 0)
+		rc = -ENOMEM;
+	json_decref(obj);
+	return rc;
 }
 
 int translog_format(const struct transfer_record *r, enum log_format format,
@@ -175,6 +247,8 @@ int translog_format(const struct transfer_record *r, enum log_format format,
 	struct out o = { buf, cap, 0 };
 	double duration_s = r->duration_s;
 	double mib_per_s = 0.0;
+	char time[64];
+	int rc;
 
 	/* NaN and negative durations (a clock step) would make the line
 	 * unparseable as JSON; they are logged as zero. */
@@ -184,27 +258,13 @@ int translog_format(const struct transfer_record *r, enum log_format format,
 		mib_per_s = (double)r->bytes / 1048576.0 / duration_s;
 
 	if (format == FERRY_LOG_JSON) {
-		put_str(&o, "{\"time\":\"");
-		put_time(&o, &r->end);
-		put_str(&o, "\",\"client\":");
-		put_json_string(&o, or_dash(r->client));
-		put_str(&o, ",\"path\":");
-		put_json_string(&o, or_dash(r->path));
-		put_str(&o, ",\"mode\":");
-		put_json_string(&o, or_dash(r->mode));
-		put_fmt(&o,
-			",\"status\":%d,\"offset\":%" PRIu64
-			",\"bytes\":%" PRIu64 ",\"size\":%" PRIu64
-			",\"duration_s\":%.4f,\"mib_per_s\":%.2f",
-			r->status, r->offset, r->bytes, r->size, duration_s,
-			mib_per_s);
-		if (r->error != NULL) {
-			put_str(&o, ",\"error\":");
-			put_json_string(&o, r->error);
-		}
-		put_str(&o, "}\n");
+		rc = put_json(&o, r, duration_s, mib_per_s);
+		if (rc < 0)
+			return rc;
+		put_str(&o, "\n");
 	} else {
-		put_time(&o, &r->end);
+		time_text(&r->end, time, sizeof(time));
+		put_str(&o, time);
 		put_str(&o, " client=");
 		put_encoded(&o, or_dash(r->client));
 		put_str(&o, " path=");
@@ -360,13 +420,20 @@ int translog_write(const struct transfer_record *r)
 	}
 
 	len = translog_format(r, log_fmt, stack, sizeof(stack));
+	if (len < 0) {
+		rc = len;
+		goto out;
+	}
 	if ((size_t)len >= sizeof(stack)) {
 		line = malloc((size_t)len + 1);
 		if (line == NULL) {
 			rc = -ENOMEM;
 			goto out;
 		}
-		translog_format(r, log_fmt, line, (size_t)len + 1);
+		if (translog_format(r, log_fmt, line, (size_t)len + 1) < 0) {
+			rc = -ENOMEM;
+			goto out;
+		}
 	}
 
 	if (log_buffered) {

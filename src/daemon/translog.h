@@ -26,11 +26,13 @@ struct transfer_record {
 };
 
 /* Formats R as one line, LF included, into BUF. Returns the full length
- * (snprintf semantics). Text: "2026-11-24T10:00:00.123Z client=... path=...
+ * (snprintf semantics: what fits is written, NUL-terminated), or -ENOMEM
+ * when jansson cannot allocate the JSON object. Text: "2026-11-24T10:00:00.123Z client=... path=...
  * mode=... status=... offset=... bytes=... size=... duration_s=0.1438
  * mib_per_s=695.33 [error=TOKEN]", the path percent-encoded as the protocol
  * does (so a line never holds a space or LF inside a value); JSON: the same
- * keys in one object, strings JSON-escaped, the path decoded. */
+ * keys in one object (made and written by jansson), strings JSON-escaped,
+ * the path decoded. */
 int translog_format(const struct transfer_record *r, enum log_format format,
 		    char *buf, size_t cap);
 

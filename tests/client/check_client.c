@@ -1527,21 +1527,6 @@ START_TEST(pure_functions)
 	ck_assert_int_eq(client_parse_target("[::1]80", &t), -EINVAL);
 	ck_assert_int_eq(client_parse_target("[]:80", &t), -EINVAL);
 
-	client_format_size(buf, sizeof(buf), 0);
-	ck_assert_str_eq(buf, "0 B");
-	client_format_size(buf, sizeof(buf), 1023);
-	ck_assert_str_eq(buf, "1023 B");
-	client_format_size(buf, sizeof(buf), 1024);
-	ck_assert_str_eq(buf, "1.0 KiB");
-	client_format_size(buf, sizeof(buf), H_SMALL_BYTES);
-	ck_assert_str_eq(buf, "100.0 KiB");
-	client_format_size(buf, sizeof(buf), 1048575);
-	ck_assert_str_eq(buf, "1.0 MiB");
-	client_format_size(buf, sizeof(buf), 1536ULL * 1024 * 1024);
-	ck_assert_str_eq(buf, "1.5 GiB");
-	client_format_size(buf, sizeof(buf), INT64_MAX);
-	ck_assert_str_eq(buf, "8.0 EiB");
-
 	client_format_duration(buf, sizeof(buf), 0);
 	ck_assert_str_eq(buf, "0:00");
 	client_format_duration(buf, sizeof(buf), 61.2);

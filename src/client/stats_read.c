@@ -48,28 +48,12 @@ static int days_in_month(int y, int m)
 	return m == 2 && is_leap(y) ? 29 : days[m - 1];
 }
 
-/* Days from 1970-01-01 to Y-M-D (proleptic Gregorian, Y >= 1). Counting the
- * year from March puts the leap day at its end, so the days before a month
- * follow one formula, and whole 400-year cycles have a fixed length. */
-static int64_t days_from_civil(int y, int m, int d)
-{
-	int64_t yy = m <= 2 ? y - 1 : y;
-	int64_t cycle = yy / 400;
-	int64_t year_of_cycle = yy - cycle * 400;
-	int64_t month_from_march = m > 2 ? m - 3 : m + 9;
-	int64_t day_of_year = (153 * month_from_march + 2) / 5 + d - 1;
-	int64_t day_of_cycle = year_of_cycle * 365 + year_of_cycle / 4 -
-			       year_of_cycle / 100 + day_of_year;
-
-	/* 719468 is the day of 1970-01-01 counted from 0000-03-01. */
-	return cycle * 146097 + day_of_cycle - 719468;
-}
-
 /* Parses "YYYY-MM-DD" (when DATE_OK) or "YYYY-MM-DDTHH:MM:SS[.frac]Z", the
  * whole of the LEN bytes at S. */
 static int parse_iso(const char *s, size_t len, bool date_ok, int64_t *ms)
 {
 	int y, mo, d, h = 0, mi = 0, sec = 0, frac_ms = 0;
+	struct tm tm;
 	size_t i;
 
 	if (len < 10 || !read_digits(s, 4, &y) || s[4] != '-' ||
@@ -105,8 +89,11 @@ static int parse_iso(const char *s, size_t len, bool date_ok, int64_t *ms)
 	if (i + 1 != len || s[i] != 'Z')
 		return -EINVAL;
 done:
-	*ms = ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60 * STATS_MS_PER_S +
-	      (int64_t)sec * STATS_MS_PER_S + frac_ms;
+	/* The fields are checked above, so timegm (glibc: UTC, 64-bit time_t,
+	 * proleptic Gregorian) has nothing to normalise. */
+	tm = (struct tm){ .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
+			  .tm_hour = h, .tm_min = mi, .tm_sec = sec };
+	*ms = (int64_t)timegm(&tm) * STATS_MS_PER_S + frac_ms;
 	return 0;
 }
 
@@ -184,22 +171,10 @@ void stats_format_time(int64_t ms, char *buf, size_t cap)
 
 /* -- numbers -------------------------------------------------------------- */
 
+/* Log numbers follow the protocol's rules (proto_parse_number). */
 static int parse_u64(const char *s, size_t len, uint64_t *out)
 {
-	uint64_t v = 0;
-	size_t i;
-
-	if (len == 0)
-		return -EINVAL;
-	for (i = 0; i < len; i++) {
-		unsigned d = (unsigned)(s[i] - '0');
-
-		if (s[i] < '0' || s[i] > '9' || v > (UINT64_MAX - d) / 10)
-			return -EINVAL;
-		v = v * 10 + d;
-	}
-	*out = v;
-	return 0;
+	return proto_parse_number(s, len, out) < 0 ? -EINVAL : 0;
 }
 
 /* A non-negative decimal: DIGITS [. DIGITS] [e|E [+|-] DIGITS]. The grammar

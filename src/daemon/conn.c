@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "daemon/budget.h"
 #include "daemon/clients.h"
 #include "common/log.h"
 #include "daemon/server.h"
@@ -488,7 +489,7 @@ void conn_start(struct conn *c)
 		refuse(c, 503, "shutting-down");
 		return;
 	}
-	if (server_fds_tight(srv)) {
+	if (budget_tight(srv->budget)) {
 		log_debug("%s: refused, file descriptors short", c->peer_text);
 		refuse(c, 503, "fd-limit");
 		return;

@@ -3,17 +3,17 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <dirent.h>
 #include <netinet/in.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "daemon/budget.h"
 #include "daemon/clients.h"
 #include "daemon/conn.h"
 #include "common/log.h"
+#include "daemon/root.h"
 #include "daemon/service.h"
 #include "daemon/transfer.h"
 #include "daemon/translog.h"
@@ -21,69 +21,17 @@
 #define FERRY_BACKLOG 4096
 /* Connections accepted per wakeup of a listener, before others' events. */
 #define FERRY_ACCEPT_BATCH 8
-/* Descriptors kept free: each admitted connection may still open a file
- * (and, resolving it, two directories); the headroom covers that, libuv's
- * own and the logs' reopening. */
-#define FERRY_FD_RESERVE 16
 #define FERRY_ACCEPT_RETRY_MS 250
 
 static void maybe_stopped(struct server *srv);
 
-struct root_ref *root_ref_get(struct root_ref *root)
-{
-	root->refs++;
-	return root;
-}
-
-void root_ref_put(struct root_ref *root)
-{
-	if (root == NULL || --root->refs > 0)
-		return;
-	close(root->fd);
-	free(root);
-}
-
-/* Opens the served directory. 0 or -errno. */
-static int root_open(const char *path, struct root_ref **out)
-{
-	struct root_ref *root;
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	if (fd < 0)
-		return -errno;
-	root = malloc(sizeof *root);
-	if (root == NULL) {
-		close(fd);
-		return -ENOMEM;
-	}
-	root->fd = fd;
-	root->refs = 1;
-	*out = root;
-	return 0;
-}
-
-/* Whether accepting one more client could leave too few descriptors for
- * the files, directories and sockets of those already admitted. */
-static bool fds_short(const struct server *srv, unsigned reserves)
-{
-	uint64_t spare = srv->fd_limit > srv->fd_base ?
-				 srv->fd_limit - srv->fd_base : 0;
-	/* A small limit gets a proportionally small reserve, so that it can
-	 * still serve a few clients. */
-	uint64_t reserve = spare / 8;
-
-	if (reserve > FERRY_FD_RESERVE)
-		reserve = FERRY_FD_RESERVE;
-	if (reserve < 2)
-		reserve = 2;
-	return srv->fds_used + reserve * reserves >= spare;
-}
-
 static void pause_accepting(struct server *srv, uint64_t retry_ms);
+
+static void fds_released(void *arg);
 
 static void resume_timer_cb(uv_timer_t *timer)
 {
-	server_fds_released(timer->data);
+	fds_released(timer->data);
 }
 
 /* Takes one accepted socket FD into a new connection. */
@@ -108,7 +56,7 @@ static void admit(struct server *srv, int fd,
 	if (srv->conns != NULL)
 		srv->conns->prev = c;
 	srv->conns = c;
-	srv->fds_used++;
+	budget_take(srv->budget, 1); /* released in server_conn_closed */
 	if (uv_tcp_open(&c->tcp, fd) < 0) {
 		close(fd);
 		conn_close(c);
@@ -137,7 +85,7 @@ static void accept_cb(uv_poll_t *handle, int status, int events)
 		socklen_t peer_len;
 		int fd;
 
-		if (fds_short(srv, 1)) {
+		if (budget_exhausted(srv->budget)) {
 			pause_accepting(srv, 0);
 			return;
 		}
@@ -177,9 +125,8 @@ static void pause_accepting(struct server *srv, uint64_t retry_ms)
 			srv->pause_logged_ms = uv_now(srv->loop);
 			log_warn("accepting paused: %llu of %llu file "
 				 "descriptors in use",
-				 (unsigned long long)(srv->fd_base +
-						      srv->fds_used),
-				 (unsigned long long)srv->fd_limit);
+				 (unsigned long long)budget_in_use(srv->budget),
+				 (unsigned long long)budget_limit(srv->budget));
 		}
 	}
 	/* Descriptors used outside our count (another thread, a library) come
@@ -188,25 +135,23 @@ static void pause_accepting(struct server *srv, uint64_t retry_ms)
 		uv_timer_start(&srv->resume, resume_timer_cb, retry_ms, 0);
 }
 
-bool server_fds_tight(const struct server *srv)
+/* Descriptors were given back (a file or a socket closed): accept again if
+ * paused. The budget's RELEASED callback. */
+static void fds_released(void *arg)
 {
-	return fds_short(srv, 2);
-}
-
-void server_fds_released(struct server *srv)
-{
+	struct server *srv = arg;
 	size_t i;
 
 	if (!srv->accept_paused || srv->stopping ||
-	    fds_short(srv, 2))
+	    budget_tight(srv->budget))
 		return;
 	uv_timer_stop(&srv->resume);
 	for (i = 0; i < srv->listener_count; i++)
 		uv_poll_start(&srv->listeners[i].poll, UV_READABLE, accept_cb);
 	srv->accept_paused = false;
 	log_debug("accepting again: %llu of %llu file descriptors in use",
-		  (unsigned long long)(srv->fd_base + srv->fds_used),
-		  (unsigned long long)srv->fd_limit);
+		  (unsigned long long)budget_in_use(srv->budget),
+		  (unsigned long long)budget_limit(srv->budget));
 }
 
 static void listener_close_cb(uv_handle_t *handle)
@@ -334,30 +279,6 @@ static int listen_activated(struct server *srv)
 	return n;
 }
 
-/* The descriptor limit, and how many are open before any client. */
-static void fd_budget_init(struct server *srv)
-{
-	struct rlimit rl;
-	DIR *d;
-
-	srv->fd_limit = 1024;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-		srv->fd_limit = rl.rlim_cur;
-	else if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
-		srv->fd_limit = 1 << 20;
-	/* Listeners, the root, the logs, libuv's epoll, eventfd and signal
-	 * pipe, and a margin for the threadpool's own. */
-	srv->fd_base = 16;
-	d = opendir("/proc/self/fd");
-	if (d != NULL) {
-		uint64_t n = 0;
-		while (readdir(d) != NULL)
-			n++;
-		closedir(d);
-		srv->fd_base = n + 8;
-	}
-}
-
 static void log_flush_cb(uv_timer_t *timer)
 {
 	(void)timer;
@@ -390,7 +311,11 @@ int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg,
 		log_error("cannot open root %s: %s", cfg->root, strerror(-rc));
 		return rc;
 	}
-	fd_budget_init(srv);
+	srv->budget = budget_new(fds_released, srv);
+	if (srv->budget == NULL) {
+		rc = -ENOMEM;
+		goto fail;
+	}
 	uv_timer_init(loop, &srv->resume);
 	srv->resume.data = srv;
 	srv->resume_open = true;
@@ -431,6 +356,8 @@ fail:
 	close_listeners(srv);
 	root_ref_put(srv->root);
 	srv->root = NULL;
+	budget_free(srv->budget);
+	srv->budget = NULL;
 	return rc;
 }
 
@@ -508,8 +435,7 @@ void server_conn_closed(struct server *srv, struct conn *c)
 		c->next->prev = c->prev;
 	if (c->admitted)
 		srv->conn_count--;
-	srv->fds_used--;
-	server_fds_released(srv);
+	budget_release(srv->budget, 1);
 	maybe_stopped(srv);
 }
 
@@ -569,6 +495,8 @@ void server_free(struct server *srv)
 	srv->root = NULL;
 	clients_free(srv->clients);
 	srv->clients = NULL;
+	budget_free(srv->budget);
+	srv->budget = NULL;
 	config_free(srv->cfg);
 	srv->cfg = NULL;
 }

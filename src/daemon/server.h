@@ -10,18 +10,9 @@
 #include "daemon/config.h"
 
 struct conn;
+struct budget;
 struct client_table;
-
-/* The served directory, opened once per (re)load. Threadpool jobs that open
- * files beneath it hold a reference, so a reload that changes the root never
- * closes an fd that a job is still using. */
-struct root_ref {
-	int fd;
-	unsigned refs;
-};
-
-struct root_ref *root_ref_get(struct root_ref *root);
-void root_ref_put(struct root_ref *root);
+struct root_ref;
 
 struct listener {
 	uv_poll_t poll;  /* readable: clients waiting to be accepted */
@@ -46,9 +37,7 @@ struct server {
 	bool resume_open;
 	uint64_t pause_logged_ms;
 	uv_timer_t log_timer;    /* log.flush */
-	uint64_t fd_limit;       /* RLIMIT_NOFILE */
-	uint64_t fd_base;        /* open before any client */
-	uint64_t fds_used;       /* client sockets, and files jobs may open */
+	struct budget *budget;   /* descriptors: owned */
 	uv_timer_t deadline;     /* shutdown: then in-flight transfers are cut */
 	bool deadline_open;
 	void (*on_stopped)(struct server *srv); /* every connection is gone */
@@ -80,12 +69,6 @@ void server_shutdown(struct server *srv, void (*on_stopped)(struct server *));
 
 /* Frees what server_start made, once the loop has closed every handle. */
 void server_free(struct server *srv);
-
-/* Whether descriptors are short enough that a new client is refused. */
-bool server_fds_tight(const struct server *srv);
-
-/* Descriptors were given back (a file closed): accept again if paused. */
-void server_fds_released(struct server *srv);
 
 /* Called by conn.c when a connection is gone. */
 void server_conn_closed(struct server *srv, struct conn *c);

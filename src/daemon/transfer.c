@@ -15,10 +15,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/budget.h"
 #include "daemon/conn.h"
 #include "daemon/listing.h"
 #include "common/log.h"
 #include "common/path.h"
+#include "daemon/root.h"
 #include "daemon/server.h"
 #include "daemon/translog.h"
 
@@ -601,11 +603,11 @@ static void open_work_cb(uv_work_t *req)
 
 	atomic_fetch_sub(&jobs_queued, 1);
 	if (t->req.kind == PROTO_LIST) {
-		t->open_err = listing_build(t->root->fd, t->rel, &t->listing,
+		t->open_err = listing_build(root_fd(t->root), t->rel, &t->listing,
 					   &t->listing_len);
 		return;
 	}
-	fd = path_open_file(t->root->fd, t->rel, &t->st);
+	fd = path_open_file(root_fd(t->root), t->rel, &t->st);
 	if (fd < 0) {
 		t->open_err = fd;
 		return;
@@ -648,7 +650,7 @@ static void open_after_cb(uv_work_t *req, int status)
 	root_ref_put(t->root);
 	t->root = NULL;
 	/* The job's reservation becomes the file it kept open, if any. */
-	c->srv->fds_used -= FERRY_OPEN_FDS - (t->file_fd >= 0 ? 1 : 0);
+	budget_put(c->srv->budget, FERRY_OPEN_FDS - (t->file_fd >= 0 ? 1 : 0));
 	if (c->closing) {
 		conn_close(c);
 		return;
@@ -698,12 +700,12 @@ static bool open_on_loop(struct conn *c, struct transfer *t)
 
 	if (t->req.kind == PROTO_LIST || t->mode != FERRY_MODE_SENDFILE)
 		return false;
-	fd = path_open_file_cached(c->srv->root->fd, t->rel, &t->st);
+	fd = path_open_file_cached(root_fd(c->srv->root), t->rel, &t->st);
 	if (fd == -EAGAIN)
 		return false;
 	if (fd >= 0) {
 		t->file_fd = fd;
-		c->srv->fds_used++;
+		budget_take(c->srv->budget, 1);
 		if (range_set(t) == 0) {
 			if (window_cached(t))
 				sendfile_send(t, false);
@@ -740,12 +742,12 @@ void transfer_begin(struct conn *c, struct transfer *t)
 		return;
 	t->root = root_ref_get(c->srv->root);
 	t->work.data = t;
-	c->srv->fds_used += FERRY_OPEN_FDS;
+	budget_take(c->srv->budget, FERRY_OPEN_FDS);
 	atomic_fetch_add(&jobs_queued, 1);
 	rc = uv_queue_work(c->tcp.loop, &t->work, open_work_cb, open_after_cb);
 	if (rc < 0) {
 		atomic_fetch_sub(&jobs_queued, 1);
-		c->srv->fds_used -= FERRY_OPEN_FDS;
+		budget_put(c->srv->budget, FERRY_OPEN_FDS);
 		root_ref_put(t->root);
 		t->root = NULL;
 		conn_reply_error(c, 500, "queue-failed");
@@ -760,8 +762,7 @@ void transfer_free(struct transfer *t)
 		return;
 	if (t->file_fd >= 0) {
 		close(t->file_fd);
-		t->conn->srv->fds_used--;
-		server_fds_released(t->conn->srv);
+		budget_release(t->conn->srv->budget, 1);
 	}
 	free(t->buf[0]);
 	free(t->buf[1]);

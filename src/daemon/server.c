@@ -15,13 +15,41 @@
 #include "common/log.h"
 #include "daemon/root.h"
 #include "daemon/service.h"
-#include "daemon/transfer.h"
 #include "daemon/translog.h"
 
 #define FERRY_BACKLOG 4096
 /* Connections accepted per wakeup of a listener, before others' events. */
 #define FERRY_ACCEPT_BATCH 8
 #define FERRY_ACCEPT_RETRY_MS 250
+
+struct listener {
+	uv_poll_t poll;  /* readable: clients waiting to be accepted */
+	int fd;
+	struct server *srv;
+	char name[64]; /* "127.0.0.1:7070", with the bound port */
+};
+
+struct server {
+	uv_loop_t *loop;
+	struct config *cfg; /* owned; replaced whole by a reload */
+	struct root_ref *root;
+	struct listener listeners[FERRY_MAX_LISTEN];
+	size_t listener_count;
+	size_t listeners_open; /* handles not yet closed */
+	struct client_table *clients;
+	struct conn *conns;      /* every open connection, for shutdown */
+	uint64_t conn_count;     /* connections admitted (counted in limits) */
+	bool stopping;
+	bool accept_paused;      /* too few descriptors left */
+	uv_timer_t resume;       /* looks again after an EMFILE */
+	bool resume_open;
+	uint64_t pause_logged_ms;
+	uv_timer_t log_timer;    /* log.flush */
+	struct budget *budget;   /* descriptors: owned */
+	uv_timer_t deadline;     /* shutdown: then in-flight transfers are cut */
+	bool deadline_open;
+	void (*on_stopped)(struct server *srv); /* every connection is gone */
+};
 
 static void maybe_stopped(struct server *srv);
 
@@ -38,31 +66,13 @@ static void resume_timer_cb(uv_timer_t *timer)
 static void admit(struct server *srv, int fd,
 		  const struct sockaddr_storage *peer)
 {
-	struct conn *c = calloc(1, sizeof *c);
-
-	if (c == NULL) {
+	/* The socket counts from now on; server_conn_closed releases it. */
+	budget_take(srv->budget, 1);
+	if (conn_new(srv, srv->loop, &srv->conns, fd, peer) < 0) {
+		budget_put(srv->budget, 1);
 		log_error("accept: out of memory");
 		close(fd);
-		return;
 	}
-	c->srv = srv;
-	c->peer = *peer;
-	uv_tcp_init(srv->loop, &c->tcp);
-	uv_timer_init(srv->loop, &c->timer);
-	c->tcp.data = c;
-	c->timer.data = c;
-	c->handles = 2;
-	c->next = srv->conns;
-	if (srv->conns != NULL)
-		srv->conns->prev = c;
-	srv->conns = c;
-	budget_take(srv->budget, 1); /* released in server_conn_closed */
-	if (uv_tcp_open(&c->tcp, fd) < 0) {
-		close(fd);
-		conn_close(c);
-		return;
-	}
-	conn_start(c);
 }
 
 /* Accepts what is waiting, a bounded batch per wakeup. With descriptors
@@ -298,13 +308,17 @@ static void log_flush_apply(struct server *srv, uint64_t flush_ms)
 	translog_set_buffered(false);
 }
 
+struct server *server_new(void)
+{
+	return calloc(1, sizeof(struct server));
+}
+
 int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg,
 		 const int *fds, size_t fd_count)
 {
 	size_t i;
 	int rc;
 
-	memset(srv, 0, sizeof *srv);
 	srv->loop = loop;
 	rc = root_open(cfg->root, &srv->root);
 	if (rc < 0) {
@@ -425,15 +439,44 @@ static void maybe_stopped(struct server *srv)
 	}
 }
 
-void server_conn_closed(struct server *srv, struct conn *c)
+const struct config *server_config(const struct server *srv)
 {
-	if (c->prev != NULL)
-		c->prev->next = c->next;
-	else
-		srv->conns = c->next;
-	if (c->next != NULL)
-		c->next->prev = c->prev;
-	if (c->admitted)
+	return srv->cfg;
+}
+
+bool server_stopping(const struct server *srv)
+{
+	return srv->stopping;
+}
+
+struct budget *server_budget(struct server *srv)
+{
+	return srv->budget;
+}
+
+struct root_ref *server_root(struct server *srv)
+{
+	return srv->root;
+}
+
+struct client_table *server_clients(struct server *srv)
+{
+	return srv->clients;
+}
+
+bool server_conn_limit_reached(const struct server *srv)
+{
+	return srv->conn_count >= srv->cfg->max_connections;
+}
+
+void server_conn_admitted(struct server *srv)
+{
+	srv->conn_count++;
+}
+
+void server_conn_closed(struct server *srv, bool admitted)
+{
+	if (admitted)
 		srv->conn_count--;
 	budget_release(srv->budget, 1);
 	maybe_stopped(srv);
@@ -447,15 +490,9 @@ static void deadline_cb(uv_timer_t *timer)
 	unsigned cut = 0;
 
 	for (c = srv->conns; c != NULL; c = next) {
-		next = c->next;
-		if (c->closing)
-			continue;
-		if (c->xfer != NULL) {
+		next = conn_next(c);
+		if (conn_cut(c))
 			cut++;
-			transfer_fail(c, c->xfer, 503, "shutdown");
-		} else {
-			conn_close(c);
-		}
 	}
 	if (cut > 0)
 		log_warn("shutdown: cut %u transfer%s still running after "
@@ -474,8 +511,8 @@ void server_shutdown(struct server *srv, void (*on_stopped)(struct server *))
 	srv->on_stopped = on_stopped;
 	close_listeners(srv);
 	for (c = srv->conns; c != NULL; c = next) {
-		next = c->next;
-		if (c->xfer != NULL && !c->closing)
+		next = conn_next(c);
+		if (conn_busy(c))
 			busy++;
 		conn_drain(c);
 	}
@@ -498,5 +535,5 @@ void server_free(struct server *srv)
 	budget_free(srv->budget);
 	srv->budget = NULL;
 	config_free(srv->cfg);
-	srv->cfg = NULL;
+	free(srv);
 }

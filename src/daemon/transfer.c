@@ -11,17 +11,19 @@
 #include <string.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include <uv.h>
 
 #include "daemon/budget.h"
 #include "daemon/conn.h"
 #include "daemon/listing.h"
 #include "common/log.h"
 #include "common/path.h"
+#include "common/protocol.h"
 #include "daemon/root.h"
-#include "daemon/server.h"
 #include "daemon/translog.h"
 
 /* Linux moves at most this many bytes in one sendfile(2) call. */
@@ -41,13 +43,67 @@
 #define FERRY_SYS_CACHESTAT __NR_cachestat
 #endif
 
+enum buf_state { BUF_FREE, BUF_READING, BUF_FULL, BUF_WRITING };
+
+/* The state of one request: see transfer.h for who allocates and frees
+ * it. */
+struct transfer {
+	struct conn *conn;
+	struct proto_request req;
+	char rel[FERRY_LINE_MAX];   /* req.path beneath the root */
+	enum transfer_mode mode;    /* copied at start: a reload changes */
+	uint64_t chunk_bytes;       /* nothing in flight */
+	uint64_t buffer_bytes;
+	struct root_ref *root;      /* the server's when the line came, used
+				     * by transfer_begin; a reference held
+				     * while the open job runs */
+	struct budget *budget;
+	uint64_t start_ns;
+	bool logged;
+
+	uv_work_t work;             /* open/list job, then sendfile jobs */
+	int file_fd;                /* -1 when none */
+	struct stat st;
+	int open_err;               /* negative errno from opening */
+	int job_err;                /* negative errno from the last send */
+	char *listing;
+	size_t listing_len;
+
+	uint64_t offset;            /* range being sent */
+	uint64_t length;
+	uint64_t sent;              /* file bytes handed to the kernel */
+	char header[96];            /* "OK LENGTH SIZE MTIME\n" */
+	size_t header_len;
+	size_t header_sent;
+	bool corked;
+	bool range_beyond;          /* OFFSET > SIZE: 416 */
+	uint64_t cached_until;      /* file bytes known in the page cache */
+
+	/* sendfile engine: what the last job did */
+	uint64_t job_bytes;
+	bool job_eof;
+
+	/* buffered engine: two buffers, read in turn, written in turn */
+	uv_fs_t read_req;
+	uv_write_t write_req;
+	uv_write_t header_req;
+	char *buf[2];
+	size_t buf_fill[2];
+	enum buf_state buf_state[2];
+	int next_read;
+	int next_write;
+	uint64_t read_pos;
+	bool file_eof;
+	bool header_writing;
+};
+
 /* Jobs queued on the threadpool and not yet started, across all loops. */
 static atomic_int jobs_queued;
 
-static void sendfile_queue(struct conn *c, struct transfer *t);
-static void sendfile_progress(struct conn *c, struct transfer *t);
-static void opened(struct conn *c, struct transfer *t);
-static void buffered_pump(struct conn *c, struct transfer *t);
+static void sendfile_queue(struct transfer *t);
+static void sendfile_progress(struct transfer *t);
+static void opened(struct transfer *t);
+static void buffered_pump(struct transfer *t);
 
 static const char *mode_name(const struct transfer *t)
 {
@@ -56,8 +112,7 @@ static const char *mode_name(const struct transfer *t)
 	return t->mode == FERRY_MODE_SENDFILE ? "sendfile" : "buffered";
 }
 
-void transfer_log(struct conn *c, struct transfer *t, int status,
-		  const char *error)
+void transfer_log(struct transfer *t, int status, const char *error)
 {
 	struct transfer_record r;
 
@@ -69,14 +124,14 @@ void transfer_log(struct conn *c, struct transfer *t, int status,
 	if (t->buf_state[t->next_write] == BUF_WRITING && !t->header_writing) {
 		size_t fill = t->buf_fill[t->next_write];
 		size_t queued =
-			uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp);
+			uv_stream_get_write_queue_size(conn_stream(t->conn));
 
 		t->sent += fill - (queued < fill ? queued : fill);
 		t->buf_state[t->next_write] = BUF_FREE;
 	}
 	memset(&r, 0, sizeof r);
 	clock_gettime(CLOCK_REALTIME, &r.end);
-	r.client = c->peer_text;
+	r.client = conn_peer(t->conn);
 	r.path = t->req.path_len > 0 || t->req.kind == PROTO_LIST ?
 			 t->req.path : "-";
 	if (t->req.kind == PROTO_LIST && t->req.path_len == 0)
@@ -93,42 +148,49 @@ void transfer_log(struct conn *c, struct transfer *t, int status,
 		log_debug("cannot write the transfer log: %s", strerror(errno));
 }
 
-void transfer_fail(struct conn *c, struct transfer *t, int status,
-		   const char *error)
+void transfer_fail(struct transfer *t, int status, const char *error)
 {
-	transfer_log(c, t, status, error);
-	conn_close(c);
+	transfer_log(t, status, error);
+	conn_close(t->conn);
 }
 
 /* Corks the socket while a file is sent, so the OK line and the file's first
  * bytes share segments and no partial segment leaves between sendfile calls
  * (nginx's tcp_nopush); uncorking at the end flushes the tail at once. */
-static void set_cork(struct conn *c, struct transfer *t, bool on)
+static void set_cork(struct transfer *t, bool on)
 {
 	int v = on;
 
 	if (t->corked == on)
 		return;
-	if (setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &v, sizeof v) == 0)
+	if (setsockopt(conn_fd(t->conn), IPPROTO_TCP, TCP_CORK, &v,
+		       sizeof v) == 0)
 		t->corked = on;
 }
 
 /* The whole range has been handed to the kernel. */
-static void transfer_complete(struct conn *c, struct transfer *t)
+static void transfer_complete(struct transfer *t)
 {
-	if (c->poll_active) {
-		uv_poll_stop(&c->poll);
-		c->poll_active = false;
-	}
+	conn_unwatch(t->conn);
 	/* A kept-alive answer is pushed now; the raw form's close pushes it. */
 	if (t->req.kind != PROTO_RAW)
-		set_cork(c, t, false);
-	transfer_log(c, t, 200, NULL);
-	conn_request_done(c, false);
+		set_cork(t, false);
+	transfer_log(t, 200, NULL);
+	conn_request_done(t->conn, false);
+}
+
+/* The file ended before the range did: it shrank while being sent. */
+static void transfer_shrank(struct transfer *t)
+{
+	log_warn("%s: /%s shrank while being sent (%llu of %llu bytes)",
+		 conn_peer(t->conn), t->rel,
+		 (unsigned long long)(t->offset + t->sent),
+		 (unsigned long long)(t->offset + t->length));
+	transfer_fail(t, 500, "truncated");
 }
 
 /* Socket errors mean the client went away; anything else is ours. */
-static void fail_errno(struct conn *c, struct transfer *t, int err)
+static void fail_errno(struct transfer *t, int err)
 {
 	switch (err) {
 	case -EPIPE:
@@ -136,12 +198,12 @@ static void fail_errno(struct conn *c, struct transfer *t, int err)
 	case -ENOTCONN:
 	case -ETIMEDOUT:
 	case -ECONNABORTED:
-		transfer_fail(c, t, 499, "client-gone");
+		transfer_fail(t, 499, "client-gone");
 		break;
 	default:
-		log_warn("%s: reading /%s failed: %s", c->peer_text, t->rel,
-			 strerror(-err));
-		transfer_fail(c, t, 500, "read-failed");
+		log_warn("%s: reading /%s failed: %s", conn_peer(t->conn),
+			 t->rel, strerror(-err));
+		transfer_fail(t, 500, "read-failed");
 	}
 }
 
@@ -173,7 +235,7 @@ static bool wait_writable(int sock, uint64_t deadline_ns)
  * threadpool; the loop reads the results after the job. */
 static void sendfile_send(struct transfer *t, bool may_wait)
 {
-	int sock = t->conn->fd;
+	int sock = conn_fd(t->conn);
 	uint64_t moved = 0;
 	uint64_t budget = t->chunk_bytes * FERRY_JOB_CHUNKS;
 	uint64_t deadline_ns = may_wait ? uv_hrtime() + FERRY_JOB_WAIT_NS : 0;
@@ -282,111 +344,82 @@ static bool window_cached(struct transfer *t)
 	return true;
 }
 
-static int watch_writable(struct conn *c);
-
-static void sendfile_poll_cb(uv_poll_t *handle, int status, int events)
+/* The socket is writable (or failed: that shows up in the next sendfile). */
+static void sendfile_writable(struct transfer *t)
 {
-	struct conn *c = handle->data;
-	struct transfer *t = c->xfer;
-
-	(void)status; /* a socket error shows up in the next sendfile */
-	(void)events;
 	if (window_cached(t)) {
 		sendfile_send(t, false);
-		sendfile_progress(c, t);
+		sendfile_progress(t);
 		return;
 	}
-	uv_poll_stop(handle);
-	c->poll_active = false;
-	sendfile_queue(c, t);
+	conn_unwatch(t->conn);
+	sendfile_queue(t);
 }
 
 /* Takes in what a sendfile job or a send on the loop did: done, failed, or
  * more to send once the socket is writable (at once, when the budget ran out
  * rather than the socket's space: the poll is level-triggered). */
-static void sendfile_progress(struct conn *c, struct transfer *t)
+static void sendfile_progress(struct transfer *t)
 {
+	struct conn *c = t->conn;
+	int rc;
+
 	t->sent += t->job_bytes;
 	t->job_bytes = 0;
 	if (t->sent > 0)
-		c->progress_ms = uv_now(c->tcp.loop);
+		conn_progress(c);
 	if (t->header_sent == t->header_len && t->sent == t->length) {
-		transfer_complete(c, t);
+		transfer_complete(t);
 		return;
 	}
 	if (t->job_eof) {
-		log_warn("%s: /%s shrank while being sent (%llu of %llu bytes)",
-			 c->peer_text, t->rel,
-			 (unsigned long long)(t->offset + t->sent),
-			 (unsigned long long)(t->offset + t->length));
-		transfer_fail(c, t, 500, "truncated");
+		transfer_shrank(t);
 		return;
 	}
 	if (t->job_err < 0 && t->job_err != -EAGAIN &&
 	    t->job_err != -EWOULDBLOCK) {
-		fail_errno(c, t, t->job_err);
+		fail_errno(t, t->job_err);
 		return;
 	}
-	if (!c->poll_active && watch_writable(c) < 0)
-		transfer_fail(c, t, 500, "poll-failed");
-}
-
-/* Starts the uv_poll_t on the socket (the tcp handle neither reads nor
- * writes while a file is sent: LIBUV-NOTES' rules). */
-static int watch_writable(struct conn *c)
-{
-	int rc;
-
-	if (!c->poll_init) {
-		rc = uv_poll_init_socket(c->tcp.loop, &c->poll, c->fd);
-		if (rc < 0)
-			goto fail;
-		c->poll.data = c;
-		c->poll_init = true;
-		c->handles++;
+	/* The tcp handle neither reads nor writes while a file is sent:
+	 * LIBUV-NOTES' rules for the poll. */
+	rc = conn_watch_writable(c, sendfile_writable);
+	if (rc < 0) {
+		log_error("%s: cannot watch the socket: %s", conn_peer(c),
+			  uv_strerror(rc));
+		transfer_fail(t, 500, "poll-failed");
 	}
-	rc = uv_poll_start(&c->poll, UV_WRITABLE, sendfile_poll_cb);
-	if (rc < 0)
-		goto fail;
-	c->poll_active = true;
-	return 0;
-fail:
-	log_error("%s: cannot watch the socket: %s", c->peer_text,
-		  uv_strerror(rc));
-	return rc;
 }
 
 static void sendfile_after_cb(uv_work_t *req, int status)
 {
 	struct transfer *t = req->data;
-	struct conn *c = t->conn;
 
 	(void)status;
-	c->jobs--;
-	if (c->closing) {
+	if (!conn_job_end(t->conn)) {
 		t->sent += t->job_bytes;
-		conn_close(c);
 		return;
 	}
-	sendfile_progress(c, t);
+	sendfile_progress(t);
 }
 
-static void sendfile_queue(struct conn *c, struct transfer *t)
+static void sendfile_queue(struct transfer *t)
 {
+	struct conn *c = t->conn;
 	int rc;
 
 	t->work.data = t;
 	atomic_fetch_add(&jobs_queued, 1);
-	rc = uv_queue_work(c->tcp.loop, &t->work, sendfile_work_cb,
+	rc = uv_queue_work(conn_stream(c)->loop, &t->work, sendfile_work_cb,
 			   sendfile_after_cb);
 	if (rc < 0) {
 		atomic_fetch_sub(&jobs_queued, 1);
-		log_error("%s: cannot queue a sendfile job: %s", c->peer_text,
+		log_error("%s: cannot queue a sendfile job: %s", conn_peer(c),
 			  uv_strerror(rc));
-		transfer_fail(c, t, 500, "queue-failed");
+		transfer_fail(t, 500, "queue-failed");
 		return;
 	}
-	c->jobs++;
+	conn_job_begin(c);
 }
 
 /* ---- the buffered engine ----
@@ -396,19 +429,15 @@ static void sendfile_queue(struct conn *c, struct transfer *t)
 static void buffered_read_cb(uv_fs_t *req)
 {
 	struct transfer *t = req->data;
-	struct conn *c = t->conn;
 	int i = t->next_read;
 	ssize_t n = req->result;
 
 	uv_fs_req_cleanup(req);
-	c->jobs--;
-	if (c->closing) {
-		conn_close(c);
+	if (!conn_job_end(t->conn))
 		return;
-	}
 	if (n < 0) {
 		t->buf_state[i] = BUF_FREE;
-		fail_errno(c, t, (int)n == UV_EPIPE ? UV_EIO : (int)n);
+		fail_errno(t, (int)n == UV_EPIPE ? UV_EIO : (int)n);
 		return;
 	}
 	if (n == 0) {
@@ -420,48 +449,47 @@ static void buffered_read_cb(uv_fs_t *req)
 		t->read_pos += (uint64_t)n;
 		t->next_read ^= 1;
 	}
-	buffered_pump(c, t);
+	buffered_pump(t);
 }
 
 static void buffered_write_cb(uv_write_t *req, int status)
 {
 	struct transfer *t = req->data;
-	struct conn *c = t->conn;
 	int i = t->next_write;
 
-	if (c->closing)
+	if (conn_closing(t->conn))
 		return;
 	if (status < 0) {
-		fail_errno(c, t, status);
+		fail_errno(t, status);
 		return;
 	}
 	t->sent += t->buf_fill[i];
 	t->buf_state[i] = BUF_FREE;
 	t->next_write ^= 1;
-	c->progress_ms = uv_now(c->tcp.loop);
-	buffered_pump(c, t);
+	conn_progress(t->conn);
+	buffered_pump(t);
 }
 
 static void header_write_cb(uv_write_t *req, int status)
 {
 	struct transfer *t = req->data;
-	struct conn *c = t->conn;
 
-	if (c->closing)
+	if (conn_closing(t->conn))
 		return;
 	t->header_writing = false;
 	if (status < 0) {
-		fail_errno(c, t, status);
+		fail_errno(t, status);
 		return;
 	}
 	t->header_sent = t->header_len;
-	buffered_pump(c, t);
+	buffered_pump(t);
 }
 
 /* Starts the next read and the next write, if their buffers are ready, and
  * ends the transfer when everything has been written. */
-static void buffered_pump(struct conn *c, struct transfer *t)
+static void buffered_pump(struct transfer *t)
 {
+	struct conn *c = t->conn;
 	uint64_t end = t->offset + t->length;
 	int i = t->next_read;
 	int j = t->next_write;
@@ -476,29 +504,29 @@ static void buffered_pump(struct conn *c, struct transfer *t)
 		if (t->buf[i] == NULL) {
 			t->buf[i] = malloc(t->buffer_bytes);
 			if (t->buf[i] == NULL) {
-				transfer_fail(c, t, 500, "out-of-memory");
+				transfer_fail(t, 500, "out-of-memory");
 				return;
 			}
 		}
 		b = uv_buf_init(t->buf[i], (unsigned)want);
 		t->read_req.data = t;
-		rc = uv_fs_read(c->tcp.loop, &t->read_req, t->file_fd, &b, 1,
-				(int64_t)t->read_pos, buffered_read_cb);
+		rc = uv_fs_read(conn_stream(c)->loop, &t->read_req, t->file_fd,
+				&b, 1, (int64_t)t->read_pos, buffered_read_cb);
 		if (rc < 0) {
-			transfer_fail(c, t, 500, "read-failed");
+			transfer_fail(t, 500, "read-failed");
 			return;
 		}
-		c->jobs++;
+		conn_job_begin(c);
 		t->buf_state[i] = BUF_READING;
 	}
 	if (t->buf_state[j] == BUF_FULL) {
 		uv_buf_t b = uv_buf_init(t->buf[j], (unsigned)t->buf_fill[j]);
 
 		t->write_req.data = t;
-		rc = uv_write(&t->write_req, (uv_stream_t *)&c->tcp, &b, 1,
+		rc = uv_write(&t->write_req, conn_stream(c), &b, 1,
 			      buffered_write_cb);
 		if (rc < 0) {
-			fail_errno(c, t, rc);
+			fail_errno(t, rc);
 			return;
 		}
 		t->buf_state[j] = BUF_WRITING;
@@ -506,18 +534,13 @@ static void buffered_pump(struct conn *c, struct transfer *t)
 	if (t->header_writing || t->buf_state[0] != BUF_FREE ||
 	    t->buf_state[1] != BUF_FREE)
 		return;
-	if (t->sent == t->length) {
-		transfer_complete(c, t);
-	} else if (t->file_eof) {
-		log_warn("%s: /%s shrank while being sent (%llu of %llu bytes)",
-			 c->peer_text, t->rel,
-			 (unsigned long long)(t->offset + t->sent),
-			 (unsigned long long)end);
-		transfer_fail(c, t, 500, "truncated");
-	}
+	if (t->sent == t->length)
+		transfer_complete(t);
+	else if (t->file_eof)
+		transfer_shrank(t);
 }
 
-static void buffered_start(struct conn *c, struct transfer *t)
+static void buffered_start(struct transfer *t)
 {
 	t->read_pos = t->offset;
 	if (t->header_len > 0) {
@@ -525,15 +548,15 @@ static void buffered_start(struct conn *c, struct transfer *t)
 		int rc;
 
 		t->header_req.data = t;
-		rc = uv_write(&t->header_req, (uv_stream_t *)&c->tcp, &b, 1,
+		rc = uv_write(&t->header_req, conn_stream(t->conn), &b, 1,
 			      header_write_cb);
 		if (rc < 0) {
-			fail_errno(c, t, rc);
+			fail_errno(t, rc);
 			return;
 		}
 		t->header_writing = true;
 	}
-	buffered_pump(c, t);
+	buffered_pump(t);
 }
 
 /* ---- LIST ---- */
@@ -541,20 +564,19 @@ static void buffered_start(struct conn *c, struct transfer *t)
 static void listing_write_cb(uv_write_t *req, int status)
 {
 	struct transfer *t = req->data;
-	struct conn *c = t->conn;
 
-	if (c->closing)
+	if (conn_closing(t->conn))
 		return;
 	if (status < 0) {
-		fail_errno(c, t, status);
+		fail_errno(t, status);
 		return;
 	}
 	t->sent = t->listing_len;
-	transfer_log(c, t, 200, NULL);
-	conn_request_done(c, false);
+	transfer_log(t, 200, NULL);
+	conn_request_done(t->conn, false);
 }
 
-static void listing_send(struct conn *c, struct transfer *t)
+static void listing_send(struct transfer *t)
 {
 	uv_buf_t b[2];
 	int rc;
@@ -564,10 +586,10 @@ static void listing_send(struct conn *c, struct transfer *t)
 	b[0] = uv_buf_init(t->header, (unsigned)t->header_len);
 	b[1] = uv_buf_init(t->listing, (unsigned)t->listing_len);
 	t->write_req.data = t;
-	rc = uv_write(&t->write_req, (uv_stream_t *)&c->tcp, b,
+	rc = uv_write(&t->write_req, conn_stream(t->conn), b,
 		      t->listing_len > 0 ? 2 : 1, listing_write_cb);
 	if (rc < 0)
-		fail_errno(c, t, rc);
+		fail_errno(t, rc);
 }
 
 /* ---- opening ---- */
@@ -603,8 +625,8 @@ static void open_work_cb(uv_work_t *req)
 
 	atomic_fetch_sub(&jobs_queued, 1);
 	if (t->req.kind == PROTO_LIST) {
-		t->open_err = listing_build(root_fd(t->root), t->rel, &t->listing,
-					   &t->listing_len);
+		t->open_err = listing_build(root_fd(t->root), t->rel,
+					   &t->listing, &t->listing_len);
 		return;
 	}
 	fd = path_open_file(root_fd(t->root), t->rel, &t->st);
@@ -643,26 +665,24 @@ static const char *error_token(int err)
 static void open_after_cb(uv_work_t *req, int status)
 {
 	struct transfer *t = req->data;
-	struct conn *c = t->conn;
 
 	(void)status;
-	c->jobs--;
 	root_ref_put(t->root);
 	t->root = NULL;
 	/* The job's reservation becomes the file it kept open, if any. */
-	budget_put(c->srv->budget, FERRY_OPEN_FDS - (t->file_fd >= 0 ? 1 : 0));
-	if (c->closing) {
-		conn_close(c);
+	budget_put(t->budget, FERRY_OPEN_FDS - (t->file_fd >= 0 ? 1 : 0));
+	if (!conn_job_end(t->conn))
 		return;
-	}
-	opened(c, t);
+	opened(t);
 }
 
 /* The file is open (or could not be): answer the error, the listing, the
  * 416, or go on sending. After an open job the first send already happened
  * in the job; after an open on the loop, nothing has been sent yet. */
-static void opened(struct conn *c, struct transfer *t)
+static void opened(struct transfer *t)
 {
+	struct conn *c = t->conn;
+
 	if (t->open_err < 0) {
 		int code = path_error_code(t->open_err);
 
@@ -670,13 +690,13 @@ static void opened(struct conn *c, struct transfer *t)
 		if (t->req.kind == PROTO_LIST && t->open_err == -ENOTDIR)
 			code = 403;
 		if (code == 500)
-			log_warn("%s: cannot open /%s: %s", c->peer_text,
+			log_warn("%s: cannot open /%s: %s", conn_peer(c),
 				 t->rel, strerror(-t->open_err));
 		conn_reply_error(c, code, error_token(t->open_err));
 		return;
 	}
 	if (t->req.kind == PROTO_LIST) {
-		listing_send(c, t);
+		listing_send(t);
 		return;
 	}
 	if (t->range_beyond) {
@@ -684,9 +704,9 @@ static void opened(struct conn *c, struct transfer *t)
 		return;
 	}
 	if (t->mode == FERRY_MODE_SENDFILE)
-		sendfile_progress(c, t);
+		sendfile_progress(t);
 	else
-		buffered_start(c, t);
+		buffered_start(t);
 }
 
 /* The fast path for a hot file: opened on the loop from the kernel's caches
@@ -694,18 +714,18 @@ static void opened(struct conn *c, struct transfer *t)
  * from the loop too, with no trip through the pool. Anything that would
  * wait for the disk goes to the pool instead. Returns false when the open
  * job must do it. */
-static bool open_on_loop(struct conn *c, struct transfer *t)
+static bool open_on_loop(struct transfer *t)
 {
 	int fd;
 
 	if (t->req.kind == PROTO_LIST || t->mode != FERRY_MODE_SENDFILE)
 		return false;
-	fd = path_open_file_cached(root_fd(c->srv->root), t->rel, &t->st);
+	fd = path_open_file_cached(root_fd(t->root), t->rel, &t->st);
 	if (fd == -EAGAIN)
 		return false;
 	if (fd >= 0) {
 		t->file_fd = fd;
-		budget_take(c->srv->budget, 1);
+		budget_take(t->budget, 1);
 		if (range_set(t) == 0) {
 			if (window_cached(t))
 				sendfile_send(t, false);
@@ -714,18 +734,44 @@ static bool open_on_loop(struct conn *c, struct transfer *t)
 		}
 	}
 	t->open_err = fd < 0 ? fd : 0;
-	opened(c, t);
+	opened(t);
 	return true;
 }
 
-void transfer_begin(struct conn *c, struct transfer *t)
+struct transfer *transfer_new(struct conn *c, const char *line, size_t len,
+			      const struct transfer_settings *s, int *status)
 {
-	const struct config *cfg = c->srv->cfg;
+	struct transfer *t = calloc(1, sizeof *t);
+
+	if (t == NULL)
+		return NULL;
+	t->conn = c;
+	t->file_fd = -1;
+	t->start_ns = uv_hrtime();
+	t->mode = s->mode;
+	t->chunk_bytes = s->chunk_bytes;
+	t->buffer_bytes = s->buffer_bytes;
+	t->root = s->root;
+	t->budget = s->budget;
+	*status = proto_parse_line(line, len, &t->req);
+	if (*status != 0) {
+		/* Logged with path "-". */
+		t->req.path_len = 0;
+		t->req.path[0] = '\0';
+	}
+	return t;
+}
+
+bool transfer_is_raw(const struct transfer *t)
+{
+	return t->req.kind == PROTO_RAW;
+}
+
+void transfer_begin(struct transfer *t)
+{
+	struct conn *c = t->conn;
 	int rc;
 
-	t->mode = cfg->mode;
-	t->chunk_bytes = cfg->chunk_bytes;
-	t->buffer_bytes = cfg->buffer_bytes;
 	rc = path_normalize(t->req.path, t->req.path_len, t->rel,
 			    sizeof t->rel);
 	if (rc < 0) {
@@ -738,22 +784,23 @@ void transfer_begin(struct conn *c, struct transfer *t)
 		conn_reply_error(c, 403, "not-regular");
 		return;
 	}
-	if (open_on_loop(c, t))
+	if (open_on_loop(t))
 		return;
-	t->root = root_ref_get(c->srv->root);
+	t->root = root_ref_get(t->root);
 	t->work.data = t;
-	budget_take(c->srv->budget, FERRY_OPEN_FDS);
+	budget_take(t->budget, FERRY_OPEN_FDS);
 	atomic_fetch_add(&jobs_queued, 1);
-	rc = uv_queue_work(c->tcp.loop, &t->work, open_work_cb, open_after_cb);
+	rc = uv_queue_work(conn_stream(c)->loop, &t->work, open_work_cb,
+			   open_after_cb);
 	if (rc < 0) {
 		atomic_fetch_sub(&jobs_queued, 1);
-		budget_put(c->srv->budget, FERRY_OPEN_FDS);
+		budget_put(t->budget, FERRY_OPEN_FDS);
 		root_ref_put(t->root);
 		t->root = NULL;
 		conn_reply_error(c, 500, "queue-failed");
 		return;
 	}
-	c->jobs++;
+	conn_job_begin(c);
 }
 
 void transfer_free(struct transfer *t)
@@ -762,7 +809,7 @@ void transfer_free(struct transfer *t)
 		return;
 	if (t->file_fd >= 0) {
 		close(t->file_fd);
-		budget_release(t->conn->srv->budget, 1);
+		budget_release(t->budget, 1);
 	}
 	free(t->buf[0]);
 	free(t->buf[1]);

@@ -154,7 +154,10 @@ static int serve(struct config *cfg, const int *fds, size_t fd_count)
 	uv_loop_t *loop = uv_default_loop();
 
 	server = server_new();
-	if (server == NULL || server_start(server, loop, cfg, fds, fd_count) < 0) {
+	if (server == NULL)
+		log_error("cannot start: out of memory");
+	if (server == NULL ||
+	    server_start(server, loop, cfg, fds, fd_count) < 0) {
 		config_free(cfg);
 		translog_close();
 		return 1;

@@ -1,6 +1,7 @@
 /* Answering one request: the open job, the range, the OK line, LIST, the
  * transfer log line, freeing. The engines that move a file's bytes are
- * engine_sendfile.c and engine_buffered.c. See transfer.h and engine.h. */
+ * engine_sendfile.c and engine_buffered.c; engine_sum.c answers SUM. See
+ * transfer.h and engine.h. */
 #include "daemon/transfer.h"
 
 #include <errno.h>
@@ -31,6 +32,8 @@ static const char *mode_name(const struct transfer *t)
 {
 	if (t->req.kind == PROTO_LIST)
 		return "list";
+	if (t->req.kind == PROTO_SUM)
+		return "sum";
 	return t->mode == FERRY_MODE_SENDFILE ? "sendfile" : "buffered";
 }
 
@@ -175,6 +178,8 @@ static void open_work_cb(uv_work_t *req)
 	}
 	t->file_fd = fd;
 	t->open_err = 0;
+	if (t->req.kind == PROTO_SUM)
+		return;
 	if (range_set(t) < 0)
 		return;
 	/* Small files end here: one trip through the pool per request. */
@@ -238,6 +243,10 @@ static void opened(struct transfer *t)
 		listing_send(t);
 		return;
 	}
+	if (t->req.kind == PROTO_SUM) {
+		sum_start(t);
+		return;
+	}
 	if (t->range_beyond) {
 		conn_reply_error(c, 416, "offset-beyond-end");
 		return;
@@ -251,13 +260,15 @@ static void opened(struct transfer *t)
 /* The fast path for a hot file: opened on the loop from the kernel's caches
  * (RESOLVE_CACHED) and, when cachestat finds its first window cached, sent
  * from the loop too, with no trip through the pool. Anything that would
- * wait for the disk goes to the pool instead. Returns false when the open
- * job must do it. */
+ * wait for the disk goes to the pool instead. A SUM takes it in both modes:
+ * a cached digest is then answered with no trip through the pool either.
+ * Returns false when the open job must do it. */
 static bool open_on_loop(struct transfer *t)
 {
 	int fd;
 
-	if (t->req.kind == PROTO_LIST || t->mode != FERRY_MODE_SENDFILE)
+	if (t->req.kind == PROTO_LIST ||
+	    (t->mode != FERRY_MODE_SENDFILE && t->req.kind != PROTO_SUM))
 		return false;
 	fd = path_open_file_cached(root_fd(t->root), t->rel, &t->st);
 	if (fd == -EAGAIN)
@@ -265,7 +276,7 @@ static bool open_on_loop(struct transfer *t)
 	if (fd >= 0) {
 		t->file_fd = fd;
 		budget_take(t->budget, 1);
-		if (range_set(t) == 0)
+		if (t->req.kind != PROTO_SUM && range_set(t) == 0)
 			sendfile_first_on_loop(t);
 	}
 	t->open_err = fd < 0 ? fd : 0;
@@ -349,5 +360,6 @@ void transfer_free(struct transfer *t)
 	free(t->buf[0]);
 	free(t->buf[1]);
 	free(t->listing);
+	sum_free(t);
 	free(t);
 }

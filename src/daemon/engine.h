@@ -6,9 +6,10 @@
  * only through transfer.h). transfer.c opens the file, sets the range and
  * the OK line, and starts an engine (the section "for transfer.c"); an
  * engine moves the bytes (the sendfile and buffered engines, "the
- * engines" below) or hashes them (engine_sum.c, for SUM) and ends the
- * request through the section "for the engines and engine_sum.c", or
- * through transfer_fail (transfer.h). The engines call in turn conn.h's
+ * engines" below) and ends the request through the section "for the
+ * engines", or through transfer_fail (transfer.h); engine_sum.c hashes
+ * them, for SUM, and ends the request through the section "for
+ * engine_sum.c". The engines call in turn conn.h's
  * section "for transfer.c, the engines and engine_sum.c", and nothing of
  * server.c.
  */
@@ -126,7 +127,14 @@ void buffered_count_cut(struct transfer *t);
 void sum_start(struct transfer *t);
 void sum_free(struct transfer *t);
 
-/* ---- for the engines and engine_sum.c ---- */
+/* ---- for engine_sum.c ---- */
+
+/* Writes T's whole answer, the line in T->header (and T->listing, for
+ * LIST), then ends the request as transfer_done does; a failed write ends
+ * it as transfer_fail_errno. */
+void transfer_write_answer(struct transfer *t);
+
+/* ---- for the engines ---- */
 
 /* The whole range has been sent: logs 200 and goes on with the next
  * request. */

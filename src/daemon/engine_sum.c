@@ -165,33 +165,12 @@ static void queue_job(struct transfer *t)
 	conn_job_begin(c);
 }
 
-static void answer_write_cb(uv_write_t *req, int status)
-{
-	struct transfer *t = req->data;
-
-	if (conn_closing(t->conn))
-		return;
-	if (status < 0) {
-		transfer_fail_errno(t, status);
-		return;
-	}
-	transfer_done(t);
-}
-
 static void answer(struct transfer *t, const unsigned char *digest)
 {
-	uv_buf_t b;
-	int rc;
-
 	t->header_len = (size_t)proto_format_ok_sum(
 		t->header, sizeof t->header, digest, (uint64_t)t->st.st_size,
 		(int64_t)t->st.st_mtime);
-	b = uv_buf_init(t->header, (unsigned)t->header_len);
-	t->write_req.data = t;
-	rc = uv_write(&t->write_req, conn_stream(t->conn), &b, 1,
-		      answer_write_cb);
-	if (rc < 0)
-		transfer_fail_errno(t, rc);
+	transfer_write_answer(t);
 }
 
 static void sum_after_cb(uv_work_t *req, int status)

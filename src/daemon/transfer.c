@@ -102,9 +102,9 @@ void transfer_fail_errno(struct transfer *t, int err)
 	}
 }
 
-/* ---- LIST ---- */
+/* ---- answers written whole: LIST, SUM ---- */
 
-static void listing_write_cb(uv_write_t *req, int status)
+static void answer_write_cb(uv_write_t *req, int status)
 {
 	struct transfer *t = req->data;
 
@@ -114,24 +114,29 @@ static void listing_write_cb(uv_write_t *req, int status)
 		transfer_fail_errno(t, status);
 		return;
 	}
-	t->sent = t->listing_len;
+	t->sent += t->listing_len;
 	transfer_done(t);
 }
 
-static void listing_send(struct transfer *t)
+void transfer_write_answer(struct transfer *t)
 {
 	uv_buf_t b[2];
 	int rc;
 
-	t->header_len = (size_t)proto_format_ok_list(t->header, sizeof t->header,
-						     t->listing_len);
 	b[0] = uv_buf_init(t->header, (unsigned)t->header_len);
 	b[1] = uv_buf_init(t->listing, (unsigned)t->listing_len);
 	t->write_req.data = t;
 	rc = uv_write(&t->write_req, conn_stream(t->conn), b,
-		      t->listing_len > 0 ? 2 : 1, listing_write_cb);
+		      t->listing_len > 0 ? 2 : 1, answer_write_cb);
 	if (rc < 0)
 		transfer_fail_errno(t, rc);
+}
+
+static void listing_send(struct transfer *t)
+{
+	t->header_len = (size_t)proto_format_ok_list(t->header, sizeof t->header,
+						     t->listing_len);
+	transfer_write_answer(t);
 }
 
 /* ---- opening ---- */

@@ -36,21 +36,6 @@
 
 static struct h_daemon d;
 
-static void setup_sendfile(void)
-{
-	fixture_start(&d, "sendfile");
-}
-
-static void setup_buffered(void)
-{
-	fixture_start(&d, "buffered");
-}
-
-static void teardown_daemon(void)
-{
-	fixture_teardown(&d, STOP_MS);
-}
-
 /* ---- helpers ----------------------------------------------------------- */
 
 /* The lowercase hex SHA-256 of the file at PATH, into HEX (65 bytes). */
@@ -486,13 +471,7 @@ END_TEST
 
 /* ---- suite ------------------------------------------------------------- */
 
-struct test {
-	const char *name;
-	const TTest *const *fn;
-	int timeout_s;
-};
-
-static const struct test sum_tests[] = {
+static const struct fixture_test sum_tests[] = {
 	{ "sum_sizes", &sum_sizes, 60 },
 	{ "sum_cache_hit", &sum_cache_hit, 30 },
 	{ "sum_changed", &sum_changed, 30 },
@@ -504,45 +483,10 @@ static const struct test sum_tests[] = {
 	{ "sum_logs", &sum_logs, 30 },
 };
 
-static char *names[2 * COUNT(sum_tests)];
-static size_t names_used;
-
-static Suite *sum_suite(void)
-{
-	static const char *const modes[] = { "sendfile", "buffered" };
-	Suite *s = suite_create("sum");
-	size_t m, i;
-
-	for (m = 0; m < COUNT(modes); m++) {
-		for (i = 0; i < COUNT(sum_tests); i++) {
-			TCase *tc;
-			char *name;
-
-			if (asprintf(&name, "%s_%s", sum_tests[i].name,
-				     modes[m]) < 0)
-				abort();
-			names[names_used++] = name;
-			tc = tcase_create(name);
-			tcase_set_tags(tc, modes[m]);
-			tcase_add_checked_fixture(tc,
-						  m == 0 ? setup_sendfile
-							 : setup_buffered,
-						  teardown_daemon);
-			tcase_set_timeout(tc, sum_tests[i].timeout_s);
-			tcase_add_test(tc, *sum_tests[i].fn);
-			suite_add_tcase(s, tc);
-		}
-	}
-	return s;
-}
-
 int main(void)
 {
-	size_t i;
-	int status;
+	Suite *s = suite_create("sum");
 
-	status = fixture_run("check_sum", sum_suite());
-	for (i = 0; i < names_used; i++)
-		free(names[i]);
-	return status;
+	fixture_add_mode_tests(s, &d, STOP_MS, sum_tests, COUNT(sum_tests));
+	return fixture_run("check_sum", s);
 }

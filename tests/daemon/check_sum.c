@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -289,7 +290,7 @@ START_TEST(sum_errors)
 		"/.hiddendir/inside.txt", "/%2ehidden", "/nope",
 		"/sub/nope.txt", "/etc/passwd", "/one.bin/x", "/../one.bin",
 		"/sub/../../one.bin", "/fifo", "/link_out", "/etc_link/passwd",
-		"/sub/up/ferryd.yaml", "/null",
+		"/sub/up/ferryd.yaml", "/null", "/dev",
 	};
 	char req[256], got_get[512], got_sum[512];
 	int64_t start;
@@ -300,7 +301,11 @@ START_TEST(sum_errors)
 	ck_assert_int_eq(symlink("/etc/passwd", h_root_path(&d, "link_out")), 0);
 	ck_assert_int_eq(symlink("/etc", h_root_path(&d, "etc_link")), 0);
 	ck_assert_int_eq(symlink("../..", h_root_path(&d, "sub/up")), 0);
-	/* A device: through a symlink, since mknod needs root. */
+	/* A device beneath the root when we may make one (root), and
+	 * through a symlink out of it in any case. */
+	if (mknod(h_root_path(&d, "dev"), S_IFCHR | 0600, makedev(1, 3)) < 0)
+		ck_assert_int_eq(symlink("/dev/zero", h_root_path(&d, "dev")),
+				 0);
 	ck_assert_int_eq(symlink("/dev/null", h_root_path(&d, "null")), 0);
 
 	fd = connect_ok();

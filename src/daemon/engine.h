@@ -7,7 +7,9 @@
  * and starts an engine (the section "for transfer.c"); an engine moves the
  * bytes and ends the request through the section "for the engines", or
  * through transfer_fail (transfer.h). The engines call in turn conn.h's
- * section "for transfer.c and the engines", and nothing of server.c.
+ * section "for transfer.c and the engines", and nothing of server.c; the
+ * bandwidth limits reach them through transfer_allowance and
+ * transfer_spent, which ask rate.c.
  */
 #ifndef FERRY_ENGINE_H
 #define FERRY_ENGINE_H
@@ -19,6 +21,7 @@
 
 #include "common/protocol.h"
 #include "daemon/config.h"
+#include "daemon/rate.h"
 
 struct budget;
 struct conn;
@@ -41,6 +44,13 @@ struct transfer {
 	struct budget *budget;
 	uint64_t start_ns;
 	bool logged;
+
+	/* Bandwidth limits (rate.h), taken when the request came. When
+	 * throttled is false nothing below is used: the unlimited path is
+	 * the same as without limits. */
+	bool throttled;
+	struct rate_limit rate;
+	uint64_t send_allow;        /* file bytes the next send may move */
 
 	uv_work_t work;             /* open/list job, then sendfile jobs */
 	int file_fd;                /* -1 when none */
@@ -119,5 +129,16 @@ void transfer_shrank(struct transfer *t);
 /* A send or a read failed with ERR (a negative errno or UV_E* code): socket
  * errors mean the client went away (499), anything else is ours (500). */
 void transfer_fail_errno(struct transfer *t, int err);
+
+/* A throttled transfer (t->throttled) is about to send up to WANT (> 0)
+ * file bytes: how many it may send now. 0 when it must wait for tokens:
+ * then the connection's timer calls RESUME with it once they have accrued
+ * (and nothing watches the socket meanwhile), or, when the timer could not
+ * be armed, the transfer has failed and the connection is closing. */
+uint64_t transfer_allowance(struct transfer *t, uint64_t want,
+			    void (*resume)(struct transfer *));
+
+/* A throttled transfer sent (or is reading to send) BYTES file bytes. */
+void transfer_spent(struct transfer *t, uint64_t bytes);
 
 #endif

@@ -9,7 +9,7 @@
  * through transfer_fail (transfer.h). The engines call in turn conn.h's
  * section "for transfer.c and the engines", and nothing of server.c; the
  * bandwidth limits reach them through transfer_allowance and
- * transfer_spent, which ask rate.c.
+ * transfer_refund, which ask rate.c.
  */
 #ifndef FERRY_ENGINE_H
 #define FERRY_ENGINE_H
@@ -131,14 +131,17 @@ void transfer_shrank(struct transfer *t);
 void transfer_fail_errno(struct transfer *t, int err);
 
 /* A throttled transfer (t->throttled) is about to send up to WANT (> 0)
- * file bytes: how many it may send now. 0 when it must wait for tokens:
+ * file bytes: how many it may send now, granted (taken from its buckets)
+ * until it gives back what it did not send (transfer_refund). 0 when it
+ * must wait for tokens:
  * then the connection's timer calls RESUME with it once they have accrued
  * (and nothing watches the socket meanwhile), or, when the timer could not
  * be armed, the transfer has failed and the connection is closing. */
 uint64_t transfer_allowance(struct transfer *t, uint64_t want,
 			    void (*resume)(struct transfer *));
 
-/* A throttled transfer sent (or is reading to send) BYTES file bytes. */
-void transfer_spent(struct transfer *t, uint64_t bytes);
+/* BYTES of a throttled transfer's last grant were not sent (the socket was
+ * full, or it failed): they go back to its buckets. */
+void transfer_refund(struct transfer *t, uint64_t bytes);
 
 #endif

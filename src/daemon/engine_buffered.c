@@ -71,8 +71,8 @@ static void header_write_cb(uv_write_t *req, int status)
 }
 
 /* Starts reading into the next buffer, when it is free and bytes are left;
- * a throttled transfer reads only what its tokens allow, and spends them as
- * it reads (the bytes are written as soon as they are in), or waits for
+ * a throttled transfer reads only what its tokens allow, taken as it reads
+ * (the bytes are written as soon as they are in), or waits for
  * them on the conn's timer, which calls buffered_pump again. False when the
  * transfer failed. */
 static bool start_read(struct transfer *t)
@@ -92,7 +92,6 @@ static bool start_read(struct transfer *t)
 		want = transfer_allowance(t, want, buffered_pump);
 		if (want == 0)
 			return !conn_closing(c);
-		transfer_spent(t, want);
 	}
 	if (t->buf[i] == NULL) {
 		t->buf[i] = malloc(t->buffer_bytes);

@@ -248,8 +248,12 @@ void sendfile_progress(struct transfer *t)
 	int rc;
 
 	t->sent += t->job_bytes;
-	if (t->throttled)
-		transfer_spent(t, t->job_bytes);
+	if (t->throttled) {
+		/* The grant is used up; what the socket did not take goes
+		 * back. */
+		transfer_refund(t, t->send_allow - t->job_bytes);
+		t->send_allow = 0;
+	}
 	t->job_bytes = 0;
 	if (t->sent > 0)
 		conn_progress(c);

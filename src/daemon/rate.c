@@ -13,6 +13,11 @@
  * rate, before it sends again. */
 #define FERRY_RATE_QUANTUM_MIN (4 * KIB)
 #define FERRY_RATE_QUANTUM_DIV 50
+/* Once short, a transfer sleeps until it has this many quanta, up to the
+ * depth (from about 1.3 MiB/s on, the full bucket: 50 ms of its rate): every
+ * wakeup of an idle loop and pool costs CPU, so fewer, larger sends (and a
+ * buffered transfer reads several buffers per wakeup). */
+#define FERRY_RATE_WAKE_QUANTA 3
 
 /* The worker's bucket. last_ns is 0 until the first transfer uses it. */
 struct rate_shared {
@@ -133,11 +138,11 @@ static uint64_t own_rate(const struct rate_limit *r)
 	return rate;
 }
 
-uint64_t rate_allow(struct rate_limit *r, uint64_t want, uint64_t now_ns,
-		    uint64_t *wait_ms)
+uint64_t rate_allow(struct rate_limit *r, uint64_t want, uint64_t left,
+		    uint64_t now_ns, uint64_t *wait_ms)
 {
 	struct rate_shared *s = r->shared;
-	uint64_t rate, need, avail, wait;
+	uint64_t rate, need, target, avail, wait;
 
 	if (!r->joined) {
 		r->joined = true;
@@ -158,31 +163,46 @@ uint64_t rate_allow(struct rate_limit *r, uint64_t want, uint64_t now_ns,
 	need = quantum_bytes(rate);
 	if (need > want)
 		need = want;
-	wait = wait_ns(r->tokens, need, rate);
+	/* What to wait for when short: a few quanta, no more than the depth
+	 * or what is left to send, no less than what is needed now. */
+	target = FERRY_RATE_WAKE_QUANTA * quantum_bytes(rate);
+	if (target > depth_bytes(rate))
+		target = depth_bytes(rate);
+	if (target > left)
+		target = left;
+	if (target < need)
+		target = need;
+	wait = wait_ns(r->tokens, target, rate);
 	if (shared_limits(r)) {
 		uint64_t w;
 
 		refill(&s->tokens, &s->last_ns, s->rate_bps, now_ns);
 		if (s->tokens < avail)
 			avail = s->tokens;
-		w = wait_ns(s->tokens, need, s->rate_bps);
+		w = wait_ns(s->tokens, target, s->rate_bps);
 		if (w > wait)
 			wait = w;
 	}
-	if (avail >= need)
-		return avail < want ? avail : want;
+	if (avail >= need) {
+		uint64_t n = avail < want ? avail : want;
+
+		r->tokens -= n;
+		if (shared_limits(r))
+			s->tokens -= n;
+		return n;
+	}
 	*wait_ms = (wait + NS_PER_MS - 1) / NS_PER_MS;
 	if (*wait_ms == 0)
 		*wait_ms = 1;
 	return 0;
 }
 
-void rate_spend(struct rate_limit *r, uint64_t bytes)
+void rate_refund(struct rate_limit *r, uint64_t bytes)
 {
-	r->tokens = bytes < r->tokens ? r->tokens - bytes : 0;
-	if (r->shared != NULL)
-		r->shared->tokens = bytes < r->shared->tokens ?
-					    r->shared->tokens - bytes : 0;
+	/* The next refill caps them at the depth again. */
+	r->tokens += bytes;
+	if (shared_limits(r))
+		r->shared->tokens += bytes;
 }
 
 void rate_leave(struct rate_limit *r)

@@ -17,7 +17,8 @@
  * rate_total whatever their timers do; the shared bucket still bounds the
  * sum while the member count changes. A transfer waits until it has a
  * quantum of tokens, max(4 KiB, rate / 50) (20 ms worth), capped by the
- * depth, so a throttled transfer makes few, large sends.
+ * depth; once short, it sleeps until it has three, or the depth (50 ms
+ * worth at most), so a throttled transfer makes few, large sends.
  *
  * Ownership. struct rate_shared is the server's: rate_shared_new in
  * server_start, rate_shared_free in server_free, after every connection
@@ -65,14 +66,18 @@ void rate_init(struct rate_limit *r, uint64_t rate_bps,
  * other call here. */
 bool rate_limited(const struct rate_limit *r);
 
-/* How many of WANT bytes R lets the transfer send at NOW_NS (0 < WANT):
- * WANT or fewer, or 0, when the transfer must wait; then *WAIT_MS says how
- * long (at least 1). The first call joins the shared bucket. */
-uint64_t rate_allow(struct rate_limit *r, uint64_t want, uint64_t now_ns,
-		    uint64_t *wait_ms);
+/* How many of WANT bytes R lets the transfer send at NOW_NS (0 < WANT <=
+ * LEFT, LEFT: what the transfer still has to send): WANT or fewer, taken
+ * from R's bucket and the shared one at once (so no other transfer is
+ * granted the same tokens while this one's send is in flight), or 0, when
+ * the transfer must wait; then *WAIT_MS says how long (at least 1). The
+ * first call joins the shared bucket. */
+uint64_t rate_allow(struct rate_limit *r, uint64_t want, uint64_t left,
+		    uint64_t now_ns, uint64_t *wait_ms);
 
-/* BYTES were sent: they are taken from R's bucket and the shared one. */
-void rate_spend(struct rate_limit *r, uint64_t bytes);
+/* BYTES of a grant were not sent after all: they go back to R's bucket and
+ * the shared one. */
+void rate_refund(struct rate_limit *r, uint64_t bytes);
 
 /* The transfer ends: it leaves the shared bucket. Idempotent. */
 void rate_leave(struct rate_limit *r);

@@ -103,8 +103,11 @@ void transfer_fail_errno(struct transfer *t, int err)
 uint64_t transfer_allowance(struct transfer *t, uint64_t want,
 			    void (*resume)(struct transfer *))
 {
+	uint64_t left = t->mode == FERRY_MODE_SENDFILE ?
+				t->length - t->sent :
+				t->offset + t->length - t->read_pos;
 	uint64_t wait_ms = 0;
-	uint64_t n = rate_allow(&t->rate, want, uv_hrtime(), &wait_ms);
+	uint64_t n = rate_allow(&t->rate, want, left, uv_hrtime(), &wait_ms);
 	int rc;
 
 	if (n > 0)
@@ -118,9 +121,9 @@ uint64_t transfer_allowance(struct transfer *t, uint64_t want,
 	return 0;
 }
 
-void transfer_spent(struct transfer *t, uint64_t bytes)
+void transfer_refund(struct transfer *t, uint64_t bytes)
 {
-	rate_spend(&t->rate, bytes);
+	rate_refund(&t->rate, bytes);
 }
 
 /* ---- LIST ---- */

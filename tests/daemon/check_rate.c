@@ -51,17 +51,7 @@ static void teardown_daemon(void)
 /* Restarts the fixture's daemon with OVERRIDES (h_write_config's form). */
 static void restart(const char *overrides)
 {
-	char msg[4096];
-	int rc, status = 0;
-
-	rc = h_stop(&d, STOP_MS, &status);
-	ck_assert_msg(rc == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
-		      "stopping for a restart: %s, status 0x%x",
-		      h_strerror(rc), status);
-	rc = h_write_config(&d, overrides);
-	ck_assert_msg(rc == 0, "config: %s", h_strerror(rc));
-	rc = h_start(&d, msg, sizeof(msg));
-	ck_assert_msg(rc == 0, "restarting with %s: %s", overrides, msg);
+	fixture_restart(&d, overrides, STOP_MS);
 }
 
 /* Rewrites the config with OVERRIDES, sends SIGHUP and waits for the
@@ -333,13 +323,7 @@ END_TEST
 
 /* ---- suite ------------------------------------------------------------- */
 
-struct test {
-	const char *name;
-	const TTest *const *fn;
-	int timeout_s;
-};
-
-static const struct test tests[] = {
+static const struct fixture_test tests[] = {
 	{ "rate_single", &rate_single, 60 },
 	{ "rate_outlasts_send_timeout", &rate_outlasts_send_timeout, 30 },
 	{ "rate_client_gone", &rate_client_gone, 30 },
@@ -349,42 +333,10 @@ static const struct test tests[] = {
 	{ "rate_total_four", &rate_total_four, 60 },
 };
 
-static char *names[2 * COUNT(tests)];
-static size_t names_used;
-
-static Suite *rate_suite(void)
-{
-	static const char *const modes[] = { "sendfile", "buffered" };
-	Suite *s = suite_create("rate");
-	size_t m, i;
-
-	for (m = 0; m < COUNT(modes); m++) {
-		for (i = 0; i < COUNT(tests); i++) {
-			TCase *tc;
-
-			if (asprintf(&names[names_used], "%s_%s", tests[i].name,
-				     modes[m]) < 0)
-				abort();
-			tc = tcase_create(names[names_used++]);
-			tcase_set_tags(tc, modes[m]);
-			tcase_add_checked_fixture(tc,
-						  m == 0 ? setup_sendfile
-							 : setup_buffered,
-						  teardown_daemon);
-			tcase_set_timeout(tc, tests[i].timeout_s);
-			tcase_add_test(tc, *tests[i].fn);
-			suite_add_tcase(s, tc);
-		}
-	}
-	return s;
-}
-
 int main(void)
 {
-	size_t i;
-	int status = fixture_run("check_rate", rate_suite());
-
-	for (i = 0; i < names_used; i++)
-		free(names[i]);
-	return status;
+	return fixture_run("check_rate",
+			   fixture_mode_suite("rate", tests, COUNT(tests),
+					      setup_sendfile, setup_buffered,
+					      teardown_daemon));
 }

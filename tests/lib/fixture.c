@@ -7,6 +7,11 @@
 #include <stdlib.h>
 #include <sys/wait.h>
 
+/* The TCase names fixture_mode_suite made: Check keeps the pointers, so
+ * they live until the runner is done. */
+static char **case_names;
+static size_t case_names_used;
+
 void fixture_teardown(struct h_daemon *d, int stop_ms)
 {
 	char first[1024];
@@ -45,6 +50,56 @@ void fixture_start(struct h_daemon *d, const char *mode)
 	ck_assert_msg(rc == 0, "starting %s: %s", h_ferryd_path(), msg);
 }
 
+void fixture_restart(struct h_daemon *d, const char *overrides, int stop_ms)
+{
+	char msg[4096];
+	int rc, status = 0;
+
+	rc = h_stop(d, stop_ms, &status);
+	ck_assert_msg(rc == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "stopping for a restart: %s, status 0x%x",
+		      h_strerror(rc), status);
+	rc = h_write_config(d, overrides);
+	ck_assert_msg(rc == 0, "config: %s", h_strerror(rc));
+	rc = h_start(d, msg, sizeof(msg));
+	ck_assert_msg(rc == 0, "restarting with %s: %s", overrides, msg);
+}
+
+Suite *fixture_mode_suite(const char *name, const struct fixture_test *tests,
+			  size_t n, SFun setup_sendfile, SFun setup_buffered,
+			  SFun teardown)
+{
+	static const char *const modes[] = { "sendfile", "buffered" };
+	Suite *s = suite_create(name);
+	size_t m, i;
+
+	case_names = realloc(case_names,
+			     (case_names_used + 2 * n) * sizeof(*case_names));
+	if (case_names == NULL)
+		abort();
+	for (m = 0; m < 2; m++) {
+		for (i = 0; i < n; i++) {
+			char **tc_name = &case_names[case_names_used];
+			TCase *tc;
+
+			if (asprintf(tc_name, "%s_%s", tests[i].name,
+				     modes[m]) < 0)
+				abort();
+			case_names_used++;
+			tc = tcase_create(*tc_name);
+			tcase_set_tags(tc, modes[m]);
+			tcase_add_checked_fixture(tc,
+						  m == 0 ? setup_sendfile
+							 : setup_buffered,
+						  teardown);
+			tcase_set_timeout(tc, tests[i].timeout_s);
+			tcase_add_test(tc, *tests[i].fn);
+			suite_add_tcase(s, tc);
+		}
+	}
+	return s;
+}
+
 int fixture_run(const char *prog, Suite *suite)
 {
 	SRunner *sr = srunner_create(suite);
@@ -66,5 +121,9 @@ int fixture_run(const char *prog, Suite *suite)
 	srunner_free(sr);
 	h_reap_orphans();
 	h_run_cleanup();
+	while (case_names_used > 0)
+		free(case_names[--case_names_used]);
+	free(case_names);
+	case_names = NULL;
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

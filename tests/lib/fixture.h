@@ -14,6 +14,26 @@ void fixture_teardown(struct h_daemon *d, int stop_ms);
 /* Makes D's directory for MODE and starts ferryd there, or fails the test. */
 void fixture_start(struct h_daemon *d, const char *mode);
 
+/* Stops D's daemon, which must exit 0 within STOP_MS of SIGTERM, writes its
+ * config with OVERRIDES (as h_write_config takes them) and starts it again,
+ * or fails the test. */
+void fixture_restart(struct h_daemon *d, const char *overrides, int stop_ms);
+
+/* One integration test, run once per transfer mode. */
+struct fixture_test {
+	const char *name;
+	const TTest *const *fn; /* START_TEST makes a pointer variable */
+	int timeout_s;
+};
+
+/* A suite NAME holding each of the N TESTS once per transfer mode: a TCase
+ * "<test>_<mode>" tagged with the mode, with SETUP_SENDFILE or
+ * SETUP_BUFFERED and TEARDOWN as its checked fixture. The TCases' names
+ * are freed when fixture_run returns. */
+Suite *fixture_mode_suite(const char *name, const struct fixture_test *tests,
+			  size_t n, SFun setup_sendfile, SFun setup_buffered,
+			  SFun teardown);
+
 /* Runs SUITE as every integration program does: SIGPIPE ignored (a write
  * to a socket the daemon closed must fail, not kill), orphans adopted and
  * reaped, the shared test files made and removed. PROG names the program in

@@ -142,6 +142,11 @@ static const struct key keys[] = {
 	{ .name = "limits.shutdown_timeout", .type = KEY_MS,
 	  FIELD(shutdown_timeout_ms), .min = 0, .max = HOUR_MS,
 	  .def = 10 * SECOND_MS },
+	/* Bytes per second; 0 is no limit. */
+	{ .name = "limits.rate", .type = KEY_BYTES, FIELD(rate_bps), .min = 0,
+	  .max = 64 * GIB, .def = 0 },
+	{ .name = "limits.rate_total", .type = KEY_BYTES, FIELD(rate_total_bps),
+	  .min = 0, .max = 64 * GIB, .def = 0 },
 	{ .name = "log.transfers", .type = KEY_STRING, FIELD(transfer_log),
 	  .def_text = "-" },
 	{ .name = "log.format", .type = KEY_ENUM, FIELD(log_format),

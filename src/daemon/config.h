@@ -43,6 +43,8 @@ struct config {
 	uint64_t idle_timeout_ms;
 	uint64_t send_timeout_ms;
 	uint64_t shutdown_timeout_ms;
+	uint64_t rate_bps;       /* limits.rate, per transfer; 0: none */
+	uint64_t rate_total_bps; /* limits.rate_total, per worker; 0: none */
 	char *transfer_log; /* a path, or "-" for stderr */
 	enum log_format log_format;
 	uint64_t log_flush_ms;   /* 0: each line at once; else buffered */

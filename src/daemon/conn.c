@@ -30,6 +30,7 @@ struct conn {
 	uv_tcp_t tcp;
 	uv_timer_t timer;
 	uv_poll_t poll;          /* writability for the sendfile engine */
+	uv_timer_t tokens;       /* a throttled transfer waits for tokens */
 	struct server *srv;
 	struct conn **list;      /* the server's list of connections */
 	struct conn *prev, *next;
@@ -42,6 +43,7 @@ struct conn {
 
 	struct transfer *xfer;   /* the request being answered, or NULL */
 	void (*on_writable)(struct transfer *t); /* while poll_active */
+	void (*on_tokens)(struct transfer *t);   /* while tokens is active */
 	unsigned jobs;           /* threadpool work using fd or xfer */
 	unsigned handles;        /* handles not yet closed */
 	unsigned requests;       /* answered so far */
@@ -52,6 +54,7 @@ struct conn {
 	bool read_eof;           /* the client shut down its sending side */
 	bool poll_init;
 	bool poll_active;
+	bool tokens_init;        /* the tokens timer was made (first use) */
 	bool closing;            /* conn_close called */
 	bool lingering;          /* FIN sent; discarding input until EOF */
 	bool close_after;        /* raw form, fatal error or shutdown */
@@ -112,6 +115,8 @@ void conn_close(struct conn *c)
 		c->closing = true;
 		conn_unwatch(c);
 		uv_timer_stop(&c->timer);
+		if (c->tokens_init)
+			uv_timer_stop(&c->tokens);
 		if (c->reading) {
 			uv_read_stop((uv_stream_t *)&c->tcp);
 			c->reading = false;
@@ -125,6 +130,8 @@ void conn_close(struct conn *c)
 		return;
 	if (c->poll_init)
 		uv_close((uv_handle_t *)&c->poll, close_cb);
+	if (c->tokens_init)
+		uv_close((uv_handle_t *)&c->tokens, close_cb);
 	uv_close((uv_handle_t *)&c->timer, close_cb);
 	uv_close((uv_handle_t *)&c->tcp, close_cb);
 }
@@ -272,17 +279,28 @@ static void idle_timeout_cb(uv_timer_t *timer)
 	close_gracefully(c);
 }
 
+/* Whether the transfer waits for rate-limit tokens: then the client is not
+ * the one holding it up. */
+static bool waiting_for_tokens(const struct conn *c)
+{
+	return c->tokens_init && uv_is_active((const uv_handle_t *)&c->tokens);
+}
+
 /* While a request is answered: closes a client that has taken no bytes for
  * send_timeout. Progress is a timestamp, so moving bytes costs no timer
- * operation; the timer re-arms itself for the time that is left. */
+ * operation; the timer re-arms itself for the time that is left. A wait
+ * for rate-limit tokens counts as progress: the delay is ours. */
 static void send_timeout_cb(uv_timer_t *timer)
 {
 	struct conn *c = timer->data;
 	uint64_t limit = server_config(c->srv)->send_timeout_ms;
-	uint64_t idle = uv_now(c->tcp.loop) - c->progress_ms;
+	uint64_t idle;
 
 	if (c->xfer == NULL)
 		return;
+	if (waiting_for_tokens(c))
+		c->progress_ms = uv_now(c->tcp.loop);
+	idle = uv_now(c->tcp.loop) - c->progress_ms;
 	if (idle >= limit) {
 		log_info("%s: took no bytes for %llu ms, closing",
 			 c->peer_text, (unsigned long long)idle);
@@ -455,6 +473,9 @@ static void process(struct conn *c)
 	settings.buffer_bytes = cfg->buffer_bytes;
 	settings.root = server_root(c->srv);
 	settings.budget = server_budget(c->srv);
+	settings.rate_bps = cfg->rate_bps;
+	settings.rate_shared = cfg->rate_total_bps > 0 ?
+				       server_rate_shared(c->srv) : NULL;
 	t = transfer_new(c, c->in, line_len, &settings, &status);
 	if (t == NULL) {
 		conn_close(c);
@@ -489,6 +510,8 @@ void conn_request_done(struct conn *c, bool close_now)
 	c->xfer = NULL;
 	c->requests++;
 	uv_timer_stop(&c->timer);
+	if (c->tokens_init)
+		uv_timer_stop(&c->tokens);
 	if (close_now)
 		c->close_after = true;
 	process(c);
@@ -691,4 +714,34 @@ void conn_unwatch(struct conn *c)
 		uv_poll_stop(&c->poll);
 		c->poll_active = false;
 	}
+}
+
+static void tokens_cb(uv_timer_t *timer)
+{
+	struct conn *c = timer->data;
+
+	if (c->closing || c->xfer == NULL)
+		return;
+	/* The wait was ours: send_timeout counts from its end. */
+	c->progress_ms = uv_now(c->tcp.loop);
+	c->on_tokens(c->xfer);
+}
+
+int conn_wait_tokens(struct conn *c, uint64_t delay_ms,
+		     void (*on_ready)(struct transfer *))
+{
+	int rc;
+
+	if (c->closing)
+		return UV_EINVAL;
+	if (!c->tokens_init) {
+		rc = uv_timer_init(c->tcp.loop, &c->tokens);
+		if (rc < 0)
+			return rc;
+		c->tokens.data = c;
+		c->tokens_init = true;
+		c->handles++;
+	}
+	c->on_tokens = on_ready;
+	return uv_timer_start(&c->tokens, tokens_cb, delay_ms, 0);
 }

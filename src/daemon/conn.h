@@ -18,7 +18,9 @@
  * (sendfile jobs, file reads, opens) is counted with conn_job_begin and
  * conn_job_end; the tcp handle is not closed while that count is above
  * zero, because uv_close closes the fd at once and the number could be
- * reused by the next accept while a job still writes to it. The current
+ * reused by the next accept while a job still writes to it. The timer a
+ * throttled transfer waits on (conn_wait_tokens) is the conn's too, closed
+ * with the others. The current
  * request's state (struct transfer) belongs to the conn and is freed with
  * it or when the request ends.
  */
@@ -98,6 +100,15 @@ int conn_watch_writable(struct conn *c, void (*on_writable)(struct transfer *));
 
 /* Stops watching, if watching. */
 void conn_unwatch(struct conn *c);
+
+/* A throttled transfer has no tokens: calls ON_READY with the connection's
+ * transfer in DELAY_MS, on a timer the connection makes on first use and
+ * closes with its other handles. Re-arming replaces a pending wait. Nothing
+ * is called once the connection is closing or the request has ended, and
+ * send_timeout does not count the wait against the client. 0 or a UV_E*
+ * code. */
+int conn_wait_tokens(struct conn *c, uint64_t delay_ms,
+		     void (*on_ready)(struct transfer *));
 
 /* Answers the current request with "ERR CODE REASON", logs it, and goes on
  * to the next request or closes, as the protocol says for CODE. */

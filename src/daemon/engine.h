@@ -11,7 +11,8 @@
  * them, for SUM, and ends the request through the section "for
  * engine_sum.c". The engines call in turn conn.h's
  * section "for transfer.c, the engines and engine_sum.c", and nothing of
- * server.c.
+ * server.c; the bandwidth limits reach them through transfer_allowance and
+ * transfer_refund, which ask rate.c.
  */
 #ifndef FERRY_ENGINE_H
 #define FERRY_ENGINE_H
@@ -23,6 +24,7 @@
 
 #include "common/protocol.h"
 #include "daemon/config.h"
+#include "daemon/rate.h"
 
 struct budget;
 struct conn;
@@ -46,6 +48,13 @@ struct transfer {
 	struct budget *budget;
 	uint64_t start_ns;
 	bool logged;
+
+	/* Bandwidth limits (rate.h), taken when the request came. When
+	 * throttled is false nothing below is used: the unlimited path is
+	 * the same as without limits. */
+	bool throttled;
+	struct rate_limit rate;
+	uint64_t send_allow;        /* file bytes the next send may move */
 
 	uv_work_t work;             /* open/list job, then sendfile jobs */
 	int file_fd;                /* -1 when none */
@@ -147,5 +156,19 @@ void transfer_shrank(struct transfer *t);
 /* A send or a read failed with ERR (a negative errno or UV_E* code): socket
  * errors mean the client went away (499), anything else is ours (500). */
 void transfer_fail_errno(struct transfer *t, int err);
+
+/* A throttled transfer (t->throttled) is about to send up to WANT (> 0)
+ * file bytes: how many it may send now, granted (taken from its buckets)
+ * until it gives back what it did not send (transfer_refund). 0 when it
+ * must wait for tokens:
+ * then the connection's timer calls RESUME with it once they have accrued
+ * (and nothing watches the socket meanwhile), or, when the timer could not
+ * be armed, the transfer has failed and the connection is closing. */
+uint64_t transfer_allowance(struct transfer *t, uint64_t want,
+			    void (*resume)(struct transfer *));
+
+/* BYTES of a throttled transfer's last grant were not sent (the socket was
+ * full, or it failed): they go back to its buckets. */
+void transfer_refund(struct transfer *t, uint64_t bytes);
 
 #endif

@@ -3,6 +3,7 @@
  * the file's size. See engine.h. */
 #include "daemon/engine.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include "daemon/conn.h"
@@ -69,40 +70,59 @@ static void header_write_cb(uv_write_t *req, int status)
 	buffered_pump(t);
 }
 
+/* Starts reading into the next buffer, when it is free and bytes are left;
+ * a throttled transfer reads only what its tokens allow, taken as it reads
+ * (the bytes are written as soon as they are in), or waits for
+ * them on the conn's timer, which calls buffered_pump again. False when the
+ * transfer failed. */
+static bool start_read(struct transfer *t)
+{
+	struct conn *c = t->conn;
+	uint64_t end = t->offset + t->length;
+	uint64_t want = end - t->read_pos;
+	int i = t->next_read;
+	uv_buf_t b;
+	int rc;
+
+	if (t->file_eof || t->read_pos >= end || t->buf_state[i] != BUF_FREE)
+		return true;
+	if (want > t->buffer_bytes)
+		want = t->buffer_bytes;
+	if (t->throttled) {
+		want = transfer_allowance(t, want, buffered_pump);
+		if (want == 0)
+			return !conn_closing(c);
+	}
+	if (t->buf[i] == NULL) {
+		t->buf[i] = malloc(t->buffer_bytes);
+		if (t->buf[i] == NULL) {
+			transfer_fail(t, 500, "out-of-memory");
+			return false;
+		}
+	}
+	b = uv_buf_init(t->buf[i], (unsigned)want);
+	t->read_req.data = t;
+	rc = uv_fs_read(conn_stream(c)->loop, &t->read_req, t->file_fd, &b, 1,
+			(int64_t)t->read_pos, buffered_read_cb);
+	if (rc < 0) {
+		transfer_fail(t, 500, "read-failed");
+		return false;
+	}
+	conn_job_begin(c);
+	t->buf_state[i] = BUF_READING;
+	return true;
+}
+
 /* Starts the next read and the next write, if their buffers are ready, and
  * ends the transfer when everything has been written. */
 static void buffered_pump(struct transfer *t)
 {
 	struct conn *c = t->conn;
-	uint64_t end = t->offset + t->length;
-	int i = t->next_read;
 	int j = t->next_write;
 	int rc;
 
-	if (!t->file_eof && t->read_pos < end && t->buf_state[i] == BUF_FREE) {
-		uint64_t want = end - t->read_pos;
-		uv_buf_t b;
-
-		if (want > t->buffer_bytes)
-			want = t->buffer_bytes;
-		if (t->buf[i] == NULL) {
-			t->buf[i] = malloc(t->buffer_bytes);
-			if (t->buf[i] == NULL) {
-				transfer_fail(t, 500, "out-of-memory");
-				return;
-			}
-		}
-		b = uv_buf_init(t->buf[i], (unsigned)want);
-		t->read_req.data = t;
-		rc = uv_fs_read(conn_stream(c)->loop, &t->read_req, t->file_fd,
-				&b, 1, (int64_t)t->read_pos, buffered_read_cb);
-		if (rc < 0) {
-			transfer_fail(t, 500, "read-failed");
-			return;
-		}
-		conn_job_begin(c);
-		t->buf_state[i] = BUF_READING;
-	}
+	if (!start_read(t))
+		return;
 	if (t->buf_state[j] == BUF_FULL) {
 		uv_buf_t b = uv_buf_init(t->buf[j], (unsigned)t->buf_fill[j]);
 

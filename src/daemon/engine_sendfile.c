@@ -87,6 +87,10 @@ void sendfile_send(struct transfer *t, bool may_wait)
 	uint64_t budget = t->chunk_bytes * FERRY_JOB_CHUNKS;
 	uint64_t deadline_ns = may_wait ? uv_hrtime() + FERRY_JOB_WAIT_NS : 0;
 
+	/* A throttled transfer moves what its tokens allow (transfer.c
+	 * asked on the loop); an unlimited one has UINT64_MAX. */
+	if (budget > t->send_allow)
+		budget = t->send_allow;
 	t->job_err = 0;
 	t->job_eof = false;
 	/* Many windows to go: cork, so no partial segment leaves between
@@ -121,6 +125,9 @@ void sendfile_send(struct transfer *t, bool may_wait)
 
 		if (want > t->chunk_bytes)
 			want = t->chunk_bytes;
+		/* Throttled: no more than the tokens (never for UINT64_MAX). */
+		if (want > t->send_allow - moved)
+			want = t->send_allow - moved;
 		if (want > FERRY_SENDFILE_MAX)
 			want = FERRY_SENDFILE_MAX;
 		n = sendfile(sock, t->file_fd, &off, want);
@@ -203,6 +210,17 @@ static void sendfile_writable(struct transfer *t)
 	sendfile_queue(t);
 }
 
+/* A throttled transfer's tokens have accrued (the conn's timer): send at
+ * once, as when the socket became writable; a full socket then shows up as
+ * EAGAIN and the poll takes over. */
+static void sendfile_tokens(struct transfer *t)
+{
+	t->send_allow = transfer_allowance(t, t->length - t->sent,
+					   sendfile_tokens);
+	if (t->send_allow > 0)
+		sendfile_writable(t);
+}
+
 /* The whole range has been handed to the kernel. */
 static void sendfile_complete(struct transfer *t)
 {
@@ -230,6 +248,12 @@ void sendfile_progress(struct transfer *t)
 	int rc;
 
 	t->sent += t->job_bytes;
+	if (t->throttled) {
+		/* The grant is used up; what the socket did not take goes
+		 * back. */
+		transfer_refund(t, t->send_allow - t->job_bytes);
+		t->send_allow = 0;
+	}
 	t->job_bytes = 0;
 	if (t->sent > 0)
 		conn_progress(c);
@@ -245,6 +269,15 @@ void sendfile_progress(struct transfer *t)
 	    t->job_err != -EWOULDBLOCK) {
 		transfer_fail_errno(t, t->job_err);
 		return;
+	}
+	if (t->throttled && t->sent < t->length) {
+		/* No tokens: the conn's timer, not the socket, wakes us. */
+		t->send_allow = transfer_allowance(t, t->length - t->sent,
+						   sendfile_tokens);
+		if (t->send_allow == 0) {
+			conn_unwatch(c);
+			return;
+		}
 	}
 	/* The tcp handle neither reads nor writes while a file is sent:
 	 * LIBUV-NOTES' rules for the poll. */

@@ -13,6 +13,7 @@
 #include "daemon/clients.h"
 #include "daemon/conn.h"
 #include "common/log.h"
+#include "daemon/rate.h"
 #include "daemon/root.h"
 #include "daemon/service.h"
 #include "daemon/translog.h"
@@ -46,6 +47,7 @@ struct server {
 	uint64_t pause_logged_ms;
 	uv_timer_t log_timer;    /* log.flush */
 	struct budget *budget;   /* descriptors: owned */
+	struct rate_shared *rate; /* limits.rate_total's bucket: owned */
 	uv_timer_t deadline;     /* shutdown: then in-flight transfers are cut */
 	bool deadline_open;
 	void (*on_stopped)(struct server *srv); /* every connection is gone */
@@ -334,7 +336,8 @@ int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg,
 	srv->resume.data = srv;
 	srv->resume_open = true;
 	srv->clients = clients_new();
-	if (srv->clients == NULL) {
+	srv->rate = rate_shared_new(cfg->rate_total_bps);
+	if (srv->clients == NULL || srv->rate == NULL) {
 		rc = -ENOMEM;
 		goto fail;
 	}
@@ -372,6 +375,8 @@ fail:
 	srv->root = NULL;
 	budget_free(srv->budget);
 	srv->budget = NULL;
+	rate_shared_free(srv->rate);
+	srv->rate = NULL;
 	return rc;
 }
 
@@ -417,6 +422,9 @@ int server_reload(struct server *srv, struct config *new_cfg)
 	srv->root = root;
 	config_free(srv->cfg);
 	srv->cfg = new_cfg;
+	/* Transfers in flight keep their limits.rate; the shared bucket is
+	 * the worker's, so its new rate holds for all of them from now on. */
+	rate_shared_set(srv->rate, new_cfg->rate_total_bps);
 	log_flush_apply(srv, new_cfg->log_flush_ms);
 	log_set_level(new_cfg->log_level);
 	log_info("configuration reloaded from %s", new_cfg->file);
@@ -462,6 +470,11 @@ struct root_ref *server_root(struct server *srv)
 struct client_table *server_clients(struct server *srv)
 {
 	return srv->clients;
+}
+
+struct rate_shared *server_rate_shared(struct server *srv)
+{
+	return srv->rate;
 }
 
 bool server_conn_limit_reached(const struct server *srv)
@@ -534,6 +547,7 @@ void server_free(struct server *srv)
 	srv->clients = NULL;
 	budget_free(srv->budget);
 	srv->budget = NULL;
+	rate_shared_free(srv->rate);
 	config_free(srv->cfg);
 	free(srv);
 }

@@ -7,8 +7,8 @@
  * admitted and closed connections (the section "for conn.c"). Nothing else:
  * transfer.c gets what it needs of the server from conn.c. server.c calls
  * in turn conn.h's section "for server.c" (making, walking, draining and
- * cutting connections), budget.h, root.h, clients.h, translog.h and
- * service.h. struct server is opaque: only server.c touches its fields.
+ * cutting connections), budget.h, root.h, rate.h, clients.h, translog.h
+ * and service.h. struct server is opaque: only server.c touches its fields.
  */
 #ifndef FERRY_SERVER_H
 #define FERRY_SERVER_H
@@ -22,6 +22,7 @@
 
 struct budget;
 struct client_table;
+struct rate_shared;
 struct root_ref;
 struct server;
 
@@ -68,11 +69,12 @@ const struct config *server_config(const struct server *srv);
 /* Whether a shutdown has begun: new requests are not answered. */
 bool server_stopping(const struct server *srv);
 
-/* The descriptor budget, the root in force and the per-client table, which
- * the server owns. */
+/* The descriptor budget, the root in force, the per-client table and the
+ * shared bucket of limits.rate_total (rate.h), which the server owns. */
 struct budget *server_budget(struct server *srv);
 struct root_ref *server_root(struct server *srv);
 struct client_table *server_clients(struct server *srv);
+struct rate_shared *server_rate_shared(struct server *srv);
 
 /* Whether limits.connections connections are admitted already. */
 bool server_conn_limit_reached(const struct server *srv);

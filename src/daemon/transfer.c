@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "common/path.h"
 #include "common/protocol.h"
+#include "daemon/rate.h"
 #include "daemon/root.h"
 #include "daemon/translog.h"
 
@@ -100,6 +101,32 @@ void transfer_fail_errno(struct transfer *t, int err)
 			 t->rel, strerror(-err));
 		transfer_fail(t, 500, "read-failed");
 	}
+}
+
+uint64_t transfer_allowance(struct transfer *t, uint64_t want,
+			    void (*resume)(struct transfer *))
+{
+	uint64_t left = t->mode == FERRY_MODE_SENDFILE ?
+				t->length - t->sent :
+				t->offset + t->length - t->read_pos;
+	uint64_t wait_ms = 0;
+	uint64_t n = rate_allow(&t->rate, want, left, uv_hrtime(), &wait_ms);
+	int rc;
+
+	if (n > 0)
+		return n;
+	rc = conn_wait_tokens(t->conn, wait_ms, resume);
+	if (rc < 0) {
+		log_error("%s: cannot wait for the rate limit: %s",
+			  conn_peer(t->conn), uv_strerror(rc));
+		transfer_fail(t, 500, "timer-failed");
+	}
+	return 0;
+}
+
+void transfer_refund(struct transfer *t, uint64_t bytes)
+{
+	rate_refund(&t->rate, bytes);
 }
 
 /* ---- answers written whole: LIST, SUM ---- */
@@ -304,6 +331,12 @@ struct transfer *transfer_new(struct conn *c, const char *line, size_t len,
 	t->buffer_bytes = s->buffer_bytes;
 	t->root = s->root;
 	t->budget = s->budget;
+	rate_init(&t->rate, s->rate_bps, s->rate_shared);
+	t->throttled = rate_limited(&t->rate);
+	/* A throttled transfer's first send (in the open job, or on the loop
+	 * for a cached file) moves only the OK line; the loop then asks for
+	 * tokens (sendfile_progress). */
+	t->send_allow = t->throttled ? 0 : UINT64_MAX;
 	*status = proto_parse_line(line, len, &t->req);
 	if (*status != 0) {
 		/* Logged with path "-". */
@@ -358,6 +391,8 @@ void transfer_free(struct transfer *t)
 {
 	if (t == NULL)
 		return;
+	if (t->throttled)
+		rate_leave(&t->rate);
 	if (t->file_fd >= 0) {
 		close(t->file_fd);
 		budget_release(t->budget, 1);

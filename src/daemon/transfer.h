@@ -7,8 +7,8 @@
  * it reads; the engines call transfer_fail too. transfer.c and its engines
  * call in turn conn.h's section "for transfer.c, the engines and
  * engine_sum.c" (the socket, jobs, progress, and answer/finish/fail),
- * engine.h, budget.h,
- * root.h, path.h, listing.h and translog.h; never server.c. The
+ * engine.h, budget.h, root.h, rate.h, path.h, listing.h and translog.h;
+ * never server.c. The
  * settings a transfer needs from the configuration, the root and the
  * budget come from conn.c in struct transfer_settings. struct transfer is
  * opaque: only transfer.c and the engines (engine.h) touch its fields.
@@ -30,6 +30,7 @@
 
 struct budget;
 struct conn;
+struct rate_shared;
 struct root_ref;
 struct transfer;
 
@@ -41,6 +42,10 @@ struct transfer_settings {
 	uint64_t buffer_bytes;
 	struct root_ref *root;    /* the server's; open jobs take a reference */
 	struct budget *budget;    /* the server's */
+	uint64_t rate_bps;        /* limits.rate; 0: none */
+	struct rate_shared *rate_shared; /* the server's bucket for
+					  * limits.rate_total, or NULL when
+					  * it is 0 */
 };
 
 /* ---- for conn.c ---- */

@@ -118,6 +118,8 @@ static void check_defaults(const struct config *cfg)
 	ck_assert_uint_eq(cfg->idle_timeout_ms, 60000);
 	ck_assert_uint_eq(cfg->send_timeout_ms, 60000);
 	ck_assert_uint_eq(cfg->shutdown_timeout_ms, 10000);
+	ck_assert_uint_eq(cfg->rate_bps, 0);
+	ck_assert_uint_eq(cfg->rate_total_bps, 0);
 	ck_assert_str_eq(cfg->transfer_log, "-");
 	ck_assert_int_eq(cfg->log_format, FERRY_LOG_TEXT);
 	ck_assert_int_eq(cfg->log_level, LOG_LEVEL_INFO);
@@ -165,6 +167,8 @@ START_TEST(test_all_keys)
 		"  idle_timeout: 2m\n"
 		"  send_timeout: 1h\n"
 		"  shutdown_timeout: 0ms\n"
+		"  rate: 20MiB\n"
+		"  rate_total: 1GiB\n"
 		"log:\n"
 		"  transfers: /var/log/ferryd/t.log\n"
 		"  format: json\n"
@@ -185,6 +189,8 @@ START_TEST(test_all_keys)
 	ck_assert_uint_eq(cfg->idle_timeout_ms, 120000);
 	ck_assert_uint_eq(cfg->send_timeout_ms, 3600000);
 	ck_assert_uint_eq(cfg->shutdown_timeout_ms, 0);
+	ck_assert_uint_eq(cfg->rate_bps, 20 * 1024 * 1024);
+	ck_assert_uint_eq(cfg->rate_total_bps, 1024 * 1024 * 1024);
 	ck_assert_str_eq(cfg->transfer_log, "/var/log/ferryd/t.log");
 	ck_assert_int_eq(cfg->log_format, FERRY_LOG_JSON);
 	ck_assert_int_eq(cfg->log_level, LOG_LEVEL_DEBUG);
@@ -296,6 +302,8 @@ START_TEST(test_bounds_inclusive)
 				      "  idle_timeout: 24h\n"
 				      "  send_timeout: 1ms\n"
 				      "  shutdown_timeout: 60m\n"
+				      "  rate: 64GiB\n"
+				      "  rate_total: 1\n"
 				      "threads: 1024\n");
 
 	ck_assert_uint_eq(cfg->chunk_bytes, 0x7ffff000);
@@ -306,6 +314,8 @@ START_TEST(test_bounds_inclusive)
 	ck_assert_uint_eq(cfg->idle_timeout_ms, 86400000);
 	ck_assert_uint_eq(cfg->send_timeout_ms, 1);
 	ck_assert_uint_eq(cfg->shutdown_timeout_ms, 3600000);
+	ck_assert_uint_eq(cfg->rate_bps, 64ULL << 30);
+	ck_assert_uint_eq(cfg->rate_total_bps, 1);
 	ck_assert_uint_eq(cfg->threads, 1024);
 	config_free(cfg);
 
@@ -662,6 +672,8 @@ START_TEST(test_range_errors)
 		      "  idle_timeout: 25h\n"
 		      "  send_timeout: 99999999999999999999h\n"
 		      "  shutdown_timeout: 3601s\n"
+		      "  rate: 65GiB\n"
+		      "  rate_total: 20MiB/s\n"
 		      "threads: 1025\n",
 		      "test.yaml:3:10: transfer.chunk: 4GiB is above the maximum "
 		      "2097148KiB",
@@ -678,7 +690,12 @@ START_TEST(test_range_errors)
 		      "99999999999999999999h is above the maximum 24h",
 		      "test.yaml:11:21: limits.shutdown_timeout: 3601s is above "
 		      "the maximum 1h",
-		      "test.yaml:12:10: threads: 1025 is above the maximum 1024");
+		      "test.yaml:12:9: limits.rate: 65GiB is above the maximum "
+		      "64GiB",
+		      /* The unit is per second already: no "/s". */
+		      "test.yaml:13:15: limits.rate_total: expected a whole "
+		      "number of B, KiB, MiB or GiB, got \"20MiB/s\"",
+		      "test.yaml:14:10: threads: 1025 is above the maximum 1024");
 }
 END_TEST
 

@@ -1,6 +1,6 @@
 #!/bin/sh
 # interfaces.sh: server, conn and transfer (and what lies below them: the
-# budget, the root, the engines) call each other only through what their
+# budget, the root, the rate limits, the engines) call each other only through what their
 # headers name for the caller.
 #
 # Each of those headers groups its functions under comments
@@ -15,7 +15,7 @@
 # object uses but no section names fails too. Then grep checks the structs:
 # each is defined in one file only (struct conn in conn.c, ...), engine.h is
 # included only inside the transfer module, and the modules below (budget,
-# root, transfer and its engines) never include server.h.
+# root, the rate limits, transfer and its engines) never include server.h.
 #
 # Exit 0 pass, 1 fail, 77 skip (no nm), 99 when there is nothing to check.
 
@@ -26,9 +26,9 @@ builddir=${FERRY_BUILDDIR:-$srcdir}
 src=$srcdir/src/daemon
 lib=$builddir/src/daemon/.libs/libdaemon.a
 main=$builddir/src/daemon/ferryd.o
-headers="server.h conn.h transfer.h engine.h budget.h root.h"
+headers="server.h conn.h transfer.h engine.h budget.h root.h rate.h"
 # The objects whose functions may be called only as the headers say.
-modules="server conn transfer engine_sendfile engine_buffered budget root"
+modules="server conn transfer engine_sendfile engine_buffered budget root rate"
 
 command -v nm >/dev/null 2>&1 || { echo "interfaces: SKIP: no nm"; exit 77; }
 [ -f "$lib" ] || { echo "interfaces: no $lib (build first)"; exit 99; }
@@ -160,6 +160,7 @@ listener daemon/server.c
 transfer daemon/engine.h
 budget daemon/budget.c
 root_ref daemon/root.c
+rate_shared daemon/rate.c
 EOF
 for f in "$srcdir"/src/*/*.[ch]; do
 	rel=${f#"$srcdir"/src/}
@@ -172,14 +173,14 @@ for f in "$srcdir"/src/*/*.[ch]; do
 		fi ;;
 	esac
 	case $rel in
-	daemon/transfer.c | daemon/engine_*.c | daemon/engine.h | daemon/budget.[ch] | daemon/root.[ch])
+	daemon/transfer.c | daemon/engine_*.c | daemon/engine.h | daemon/budget.[ch] | daemon/root.[ch] | daemon/rate.[ch])
 		if grep -q '^#[[:space:]]*include[[:space:]]*"daemon/server\.h"' "$f"; then
 			echo "interfaces: $rel includes daemon/server.h; it lies below the server"
 			status=1
 		fi ;;
 	esac
 	case $rel in
-	daemon/budget.[ch] | daemon/root.[ch])
+	daemon/budget.[ch] | daemon/root.[ch] | daemon/rate.[ch])
 		if grep -q '^#[[:space:]]*include[[:space:]]*"daemon/\(conn\|transfer\|engine\)\.h"' "$f"; then
 			echo "interfaces: $rel includes a header of conn or transfer; it lies below them"
 			status=1

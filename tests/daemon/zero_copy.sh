@@ -5,7 +5,8 @@
 # Runs ferryd under strace, fetches a 100 MiB file in the raw form, compares
 # it, and then adds up what the traced calls returned: sendfile must account
 # for the whole file, read/write and friends only for request lines, headers
-# and log lines. Exit 0 pass, 1 fail, 77 skip (no strace, or it cannot trace
+# and log lines. Twice: unlimited, and with limits.rate, where the sends are
+# sized to the tokens and must still be sendfile calls, few and large. Exit 0 pass, 1 fail, 77 skip (no strace, or it cannot trace
 # here, e.g. in a container without ptrace).
 
 set -u
@@ -62,11 +63,15 @@ dir=$(mktemp -d "${TMPDIR:-/tmp}/ferry-zc.XXXXXX") || fail "mktemp"
 mkdir "$dir/root" || fail "mkdir"
 head -c "$SIZE" /dev/urandom >"$dir/root/big.bin" || fail "cannot write $dir/root/big.bin"
 
+# run_one LABEL LIMITS: one traced ferryd with LIMITS added to its limits
+# mapping, one fetch of big.bin, and the checks on what the calls moved.
+run_one() {
+label=$1
 cat >"$dir/ferryd.yaml" <<EOF
 listen: ["127.0.0.1:0"]
 root: "$dir/root"
 transfer: {mode: sendfile, chunk: 1MiB, buffer: 256KiB}
-limits: {connections: 100, per_client: 64, request_timeout: 10s, idle_timeout: 60s, send_timeout: 60s, shutdown_timeout: 10s}
+limits: {connections: 100, per_client: 64, request_timeout: 10s, idle_timeout: 60s, send_timeout: 60s, shutdown_timeout: 10s$2}
 log: {transfers: "$dir/transfers.log", format: text, level: info}
 threads: 4
 EOF
@@ -104,7 +109,7 @@ else
 		printf "/big.bin\n" >&3 && cat <&3' bash "$port" >"$dir/got.bin"
 fi
 cmp -s "$dir/root/big.bin" "$dir/got.bin" ||
-	fail "fetched bytes differ ($(wc -c <"$dir/got.bin") of $SIZE bytes arrived)"
+	fail "$label: fetched bytes differ ($(wc -c <"$dir/got.bin") of $SIZE bytes arrived)"
 
 # Stop it, and wait at most 15 s; strace ends with its tracee.
 kill -TERM "$fpid" || fail "cannot signal ferryd ($fpid)"
@@ -140,14 +145,16 @@ totals=$(awk '
 		ret = substr($0, RSTART + 3, RLENGTH - 3) + 0
 		if (ret <= 0)
 			next
-		if (name == "sendfile" || name == "sendfile64")
+		if (name == "sendfile" || name == "sendfile64") {
 			sf += ret
+			sfn++
+		}
 		else
 			other += ret
 		calls[name] += ret
 	}
 	END {
-		printf "%.0f %.0f", sf, other
+		printf "%.0f %.0f %.0f", sf, other, sfn
 		for (n in calls)
 			printf " %s=%.0f", n, calls[n]
 	}' "$dir/trace")
@@ -156,12 +163,24 @@ totals=$(awk '
 set -- $totals
 sendfile_bytes=$1
 other_bytes=$2
-shift 2
-echo "zero_copy: sendfile moved $sendfile_bytes bytes; other calls $other_bytes bytes ($*)"
+sendfile_calls=$3
+shift 3
+echo "zero_copy: $label: sendfile moved $sendfile_bytes bytes in $sendfile_calls calls; other calls $other_bytes bytes ($*)"
 
 [ "$sendfile_bytes" -ge "$SIZE" ] ||
-	fail "sendfile moved $sendfile_bytes bytes, less than the $SIZE-byte file"
+	fail "$label: sendfile moved $sendfile_bytes bytes, less than the $SIZE-byte file"
 [ "$other_bytes" -lt "$OTHER_MAX" ] ||
-	fail "read/write and the like moved $other_bytes bytes (limit $OTHER_MAX): the file went through a buffer"
+	fail "$label: read/write and the like moved $other_bytes bytes (limit $OTHER_MAX): the file went through a buffer"
+# A throttled fetch must still make few, large sends: at least 64 KiB a call
+# on average (its tokens come 20 ms worth at a time).
+if [ -n "$2" ] && [ "$sendfile_calls" -gt $((SIZE / 65536)) ]; then
+	fail "$label: $sendfile_calls sendfile calls for $SIZE bytes"
+fi
+}
+
+run_one unlimited ""
+# Rate-limited (limits.rate, 2 s for the file): still zero-copy, the sends
+# sized to the tokens.
+run_one "rate 50MiB" ", rate: 50MiB"
 echo "zero_copy: PASS"
 exit 0

@@ -7,6 +7,11 @@
 #include <stdlib.h>
 #include <sys/wait.h>
 
+/* The TCase names add_mode_tcases made: Check keeps the pointers, so
+ * they live until the runner is done. */
+static char **case_names;
+static size_t case_names_used;
+
 void fixture_teardown(struct h_daemon *d, int stop_ms)
 {
 	char first[1024];
@@ -46,11 +51,9 @@ void fixture_start(struct h_daemon *d, const char *mode)
 }
 
 /* The daemon and stop time of fixture_add_mode_tests' TCases (one program
- * adds them for one daemon), and the TCase names it made. */
+ * adds them for one daemon). */
 static struct h_daemon *mode_daemon;
 static int mode_stop_ms;
-static char **mode_names;
-static size_t mode_names_used;
 
 static void mode_setup_sendfile(void)
 {
@@ -67,33 +70,35 @@ static void mode_teardown(void)
 	fixture_teardown(mode_daemon, mode_stop_ms);
 }
 
-void fixture_add_mode_tests(Suite *suite, struct h_daemon *d, int stop_ms,
-			    const struct fixture_test *tests, size_t n)
+/* Adds each of the N TESTS to SUITE once per transfer mode, as the TCases
+ * "<test>_<mode>" tagged with the mode, with SETUP_SENDFILE or
+ * SETUP_BUFFERED and TEARDOWN as their checked fixture. */
+static void add_mode_tcases(Suite *suite, const struct fixture_test *tests,
+			    size_t n, SFun setup_sendfile, SFun setup_buffered,
+			    SFun teardown)
 {
 	static const char *const modes[] = { "sendfile", "buffered" };
-	char **names;
 	size_t m, i;
 
-	mode_daemon = d;
-	mode_stop_ms = stop_ms;
-	names = realloc(mode_names, (mode_names_used + 2 * n) * sizeof *names);
-	if (names == NULL)
+	case_names = realloc(case_names,
+			     (case_names_used + 2 * n) * sizeof(*case_names));
+	if (case_names == NULL)
 		abort();
-	mode_names = names;
 	for (m = 0; m < 2; m++) {
 		for (i = 0; i < n; i++) {
+			char **tc_name = &case_names[case_names_used];
 			TCase *tc;
-			char *name;
 
-			if (asprintf(&name, "%s_%s", tests[i].name, modes[m]) < 0)
+			if (asprintf(tc_name, "%s_%s", tests[i].name,
+				     modes[m]) < 0)
 				abort();
-			mode_names[mode_names_used++] = name;
-			tc = tcase_create(name);
+			case_names_used++;
+			tc = tcase_create(*tc_name);
 			tcase_set_tags(tc, modes[m]);
 			tcase_add_checked_fixture(tc,
-						  m == 0 ? mode_setup_sendfile
-							 : mode_setup_buffered,
-						  mode_teardown);
+						  m == 0 ? setup_sendfile
+							 : setup_buffered,
+						  teardown);
 			tcase_set_timeout(tc, tests[i].timeout_s);
 			tcase_add_test(tc, *tests[i].fn);
 			suite_add_tcase(suite, tc);
@@ -101,15 +106,38 @@ void fixture_add_mode_tests(Suite *suite, struct h_daemon *d, int stop_ms,
 	}
 }
 
-static void free_mode_names(void)
+void fixture_add_mode_tests(Suite *suite, struct h_daemon *d, int stop_ms,
+			    const struct fixture_test *tests, size_t n)
 {
-	size_t i;
+	mode_daemon = d;
+	mode_stop_ms = stop_ms;
+	add_mode_tcases(suite, tests, n, mode_setup_sendfile,
+			mode_setup_buffered, mode_teardown);
+}
 
-	for (i = 0; i < mode_names_used; i++)
-		free(mode_names[i]);
-	free(mode_names);
-	mode_names = NULL;
-	mode_names_used = 0;
+Suite *fixture_mode_suite(const char *name, const struct fixture_test *tests,
+			  size_t n, SFun setup_sendfile, SFun setup_buffered,
+			  SFun teardown)
+{
+	Suite *s = suite_create(name);
+
+	add_mode_tcases(s, tests, n, setup_sendfile, setup_buffered, teardown);
+	return s;
+}
+
+void fixture_restart(struct h_daemon *d, const char *overrides, int stop_ms)
+{
+	char msg[4096];
+	int rc, status = 0;
+
+	rc = h_stop(d, stop_ms, &status);
+	ck_assert_msg(rc == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "stopping for a restart: %s, status 0x%x",
+		      h_strerror(rc), status);
+	rc = h_write_config(d, overrides);
+	ck_assert_msg(rc == 0, "config: %s", h_strerror(rc));
+	rc = h_start(d, msg, sizeof(msg));
+	ck_assert_msg(rc == 0, "restarting with %s: %s", overrides, msg);
 }
 
 int fixture_run(const char *prog, Suite *suite)
@@ -124,7 +152,6 @@ int fixture_run(const char *prog, Suite *suite)
 		fprintf(stderr, "%s: cannot make the test files: %s\n", prog,
 			h_strerror(rc));
 		srunner_free(sr);
-		free_mode_names();
 		h_run_cleanup();
 		return EXIT_FAILURE;
 	}
@@ -132,8 +159,11 @@ int fixture_run(const char *prog, Suite *suite)
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
-	free_mode_names();
 	h_reap_orphans();
 	h_run_cleanup();
+	while (case_names_used > 0)
+		free(case_names[--case_names_used]);
+	free(case_names);
+	case_names = NULL;
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

@@ -15,7 +15,13 @@ void fixture_teardown(struct h_daemon *d, int stop_ms);
 /* Makes D's directory for MODE and starts ferryd there, or fails the test. */
 void fixture_start(struct h_daemon *d, const char *mode);
 
-/* One integration test: its name, START_TEST's pointer, its timeout. */
+/* Stops D's daemon, which must exit 0 within STOP_MS of SIGTERM, writes its
+ * config with OVERRIDES (as h_write_config takes them) and starts it again,
+ * or fails the test. */
+void fixture_restart(struct h_daemon *d, const char *overrides, int stop_ms);
+
+/* One integration test, run once per transfer mode: its name, START_TEST's
+ * pointer, its timeout. */
 struct fixture_test {
 	const char *name;
 	const TTest *const *fn; /* START_TEST makes a pointer variable */
@@ -28,6 +34,14 @@ struct fixture_test {
  * STOP_MS) after. The names are freed by fixture_run. */
 void fixture_add_mode_tests(Suite *suite, struct h_daemon *d, int stop_ms,
 			    const struct fixture_test *tests, size_t n);
+
+/* A suite NAME holding each of the N TESTS once per transfer mode: a TCase
+ * "<test>_<mode>" tagged with the mode, with SETUP_SENDFILE or
+ * SETUP_BUFFERED and TEARDOWN as its checked fixture. The TCases' names
+ * are freed when fixture_run returns. */
+Suite *fixture_mode_suite(const char *name, const struct fixture_test *tests,
+			  size_t n, SFun setup_sendfile, SFun setup_buffered,
+			  SFun teardown);
 
 /* Runs SUITE as every integration program does: SIGPIPE ignored (a write
  * to a socket the daemon closed must fail, not kill), orphans adopted and

@@ -61,8 +61,10 @@ struct transfer {
 	struct stat st;
 	int open_err;               /* negative errno from opening */
 	int job_err;                /* negative errno from the last send */
-	char *listing;
-	size_t listing_len;
+	struct listing *listing;    /* LIST: the entries, formatted as sent */
+	uint64_t listing_len;       /* LIST: the whole text's bytes */
+	char *list_buf;             /* LIST: the chunk being written */
+	size_t chunk_len;           /* LIST: bytes of it in that write */
 
 	uint64_t offset;            /* range being sent */
 	uint64_t length;
@@ -138,9 +140,9 @@ void sum_free(struct transfer *t);
 
 /* ---- for engine_sum.c ---- */
 
-/* Writes T's whole answer, the line in T->header (and T->listing, for
- * LIST), then ends the request as transfer_done does; a failed write ends
- * it as transfer_fail_errno. */
+/* Writes T's answer, the line in T->header (and for LIST the listing, a
+ * chunk at a time), then ends the request as transfer_done does; a failed
+ * write ends it as transfer_fail_errno. */
 void transfer_write_answer(struct transfer *t);
 
 /* ---- for the engines ---- */

@@ -131,6 +131,13 @@ void transfer_refund(struct transfer *t, uint64_t bytes)
 
 /* ---- answers written whole: LIST, SUM ---- */
 
+/* A LIST answer is written in chunks of this many bytes, each formatted
+ * when the last has been written, so a large directory's text is never
+ * held whole. */
+#define LIST_CHUNK (64 * 1024)
+
+static void answer_write(struct transfer *t, bool with_header);
+
 static void answer_write_cb(uv_write_t *req, int status)
 {
 	struct transfer *t = req->data;
@@ -141,28 +148,59 @@ static void answer_write_cb(uv_write_t *req, int status)
 		transfer_fail_errno(t, status);
 		return;
 	}
-	t->sent += t->listing_len;
+	t->sent += t->chunk_len;
+	if (t->listing != NULL && t->sent < t->listing_len) {
+		answer_write(t, false);
+		return;
+	}
 	transfer_done(t);
+}
+
+/* Writes T->header (WITH_HEADER: the first write) and the listing's next
+ * chunk, if any. */
+static void answer_write(struct transfer *t, bool with_header)
+{
+	uv_buf_t b[2];
+	unsigned n = 0;
+	int rc;
+
+	if (with_header)
+		b[n++] = uv_buf_init(t->header, (unsigned)t->header_len);
+	t->chunk_len = 0;
+	if (t->listing != NULL && t->list_buf != NULL) {
+		t->chunk_len = listing_read(t->listing, t->list_buf, LIST_CHUNK);
+		if (t->chunk_len > 0)
+			b[n++] = uv_buf_init(t->list_buf, (unsigned)t->chunk_len);
+	}
+	if (n == 0) {
+		/* The entries made fewer bytes than the OK line promised,
+		 * which listing_open's count rules out. */
+		transfer_fail_errno(t, UV_EIO);
+		return;
+	}
+	t->write_req.data = t;
+	rc = uv_write(&t->write_req, conn_stream(t->conn), b, n,
+		      answer_write_cb);
+	if (rc < 0)
+		transfer_fail_errno(t, rc);
 }
 
 void transfer_write_answer(struct transfer *t)
 {
-	uv_buf_t b[2];
-	int rc;
-
-	b[0] = uv_buf_init(t->header, (unsigned)t->header_len);
-	b[1] = uv_buf_init(t->listing, (unsigned)t->listing_len);
-	t->write_req.data = t;
-	rc = uv_write(&t->write_req, conn_stream(t->conn), b,
-		      t->listing_len > 0 ? 2 : 1, answer_write_cb);
-	if (rc < 0)
-		transfer_fail_errno(t, rc);
+	answer_write(t, true);
 }
 
 static void listing_send(struct transfer *t)
 {
 	t->header_len = (size_t)proto_format_ok_list(t->header, sizeof t->header,
 						     t->listing_len);
+	if (t->listing_len > 0) {
+		t->list_buf = malloc(LIST_CHUNK);
+		if (t->list_buf == NULL) {
+			transfer_fail_errno(t, UV_ENOMEM);
+			return;
+		}
+	}
 	transfer_write_answer(t);
 }
 
@@ -199,8 +237,10 @@ static void open_work_cb(uv_work_t *req)
 
 	engine_jobs_queued(-1);
 	if (t->req.kind == PROTO_LIST) {
-		t->open_err = listing_build(root_fd(t->root), t->rel,
-					   &t->listing, &t->listing_len);
+		t->open_err = listing_open(root_fd(t->root), t->rel,
+					   &t->listing);
+		if (t->open_err == 0)
+			t->listing_len = listing_length(t->listing);
 		return;
 	}
 	fd = path_open_file(root_fd(t->root), t->rel, &t->st);
@@ -399,7 +439,8 @@ void transfer_free(struct transfer *t)
 	}
 	free(t->buf[0]);
 	free(t->buf[1]);
-	free(t->listing);
+	listing_free(t->listing);
+	free(t->list_buf);
 	sum_free(t);
 	free(t);
 }

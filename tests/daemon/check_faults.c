@@ -1328,6 +1328,92 @@ END_TEST
 
 /* ---- suite ------------------------------------------------------------- */
 
+/* VmHWM (peak resident) of PID in KiB; -1 when unreadable. */
+static long hwm_kib(pid_t pid)
+{
+	char path[64], *text = NULL, *p;
+	size_t len;
+	long kib = -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if (h_read_file(path, &text, &len) < 0)
+		return -1;
+	p = strstr(text, "\nVmHWM:");
+	if (p != NULL && sscanf(p, "\nVmHWM: %ld kB", &kib) != 1)
+		kib = -1;
+	free(text);
+	return kib;
+}
+
+#define WIDE_DIR_ENTRIES 100000
+
+/* LIST of a directory of 100,000 entries: every line arrives, in order,
+ * and ferryd's peak memory grows by a few MiB at most (the listing is
+ * formatted a chunk at a time as it is sent; its text, 3 MB, is never held
+ * whole). */
+START_TEST(list_wide_directory)
+{
+	char dir[4096], name[4096], line[256], *body = NULL, want[64];
+	long hwm_before, hwm_after;
+	size_t len = 0, i, off;
+	unsigned long long length;
+	int fd, rc;
+
+	snprintf(dir, sizeof(dir), "%s", h_root_path(&d, "wide"));
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	for (i = 0; i < WIDE_DIR_ENTRIES; i++) {
+		int f;
+
+		snprintf(name, sizeof(name), "%s/entry-%06zu.bin", dir, i);
+		f = open(name, O_WRONLY | O_CREAT | O_EXCL, 0644);
+		ck_assert_msg(f >= 0, "%s: %s", name, strerror(errno));
+		close(f);
+	}
+	hwm_before = hwm_kib(d.pid);
+	ck_assert_msg(hwm_before > 0, "cannot read ferryd's VmHWM");
+	fd = h_connect(d.port, 2000);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(h_send_str(fd, "LIST /wide\n", 2000), 0);
+	ck_assert_int_gt(h_recv_line(fd, line, sizeof(line), 30000), 0);
+	ck_assert_msg(sscanf(line, "OK %llu", &length) == 1, "got %s", line);
+	body = malloc((size_t)length + 1);
+	ck_assert_ptr_nonnull(body);
+	rc = h_recv_n(fd, body, (size_t)length, &len, 30000);
+	ck_assert_msg(rc == 0, "receiving the listing: %s (%zu of %llu bytes)",
+		      h_strerror(rc), len, length);
+	close(fd);
+	ck_assert_uint_eq(len, length);
+	/* Every entry, sorted, as "f 0 MTIME entry-NNNNNN.bin". */
+	for (i = 0, off = 0; i < WIDE_DIR_ENTRIES; i++) {
+		const char *lf = memchr(body + off, '\n', len - off);
+		const char *sp;
+
+		ck_assert_msg(lf != NULL, "line %zu missing", i);
+		sp = memrchr(body + off, ' ', (size_t)(lf - (body + off)));
+		ck_assert_ptr_nonnull(sp);
+		snprintf(want, sizeof(want), "entry-%06zu.bin", i);
+		ck_assert_msg(strncmp(body + off, "f 0 ", 4) == 0 &&
+				      (size_t)(lf - sp - 1) == strlen(want) &&
+				      memcmp(sp + 1, want, strlen(want)) == 0,
+			      "line %zu: %.*s", i, (int)(lf - (body + off)),
+			      body + off);
+		off = (size_t)(lf - body) + 1;
+	}
+	ck_assert_uint_eq(off, len);
+	free(body);
+	hwm_after = hwm_kib(d.pid);
+	fprintf(stderr, "list_wide_directory: %d entries, %llu bytes; ferryd "
+			"VmHWM %ld -> %ld KiB\n",
+		WIDE_DIR_ENTRIES, length, hwm_before, hwm_after);
+	/* Measured: +5.7 MiB (records and their index); the whole text held
+	 * as well, as before, was +9.4 MiB. Sanitizers' redzones add more. */
+	ck_assert_msg(hwm_after - hwm_before <= 8 * 1024,
+		      "ferryd's peak grew by %ld KiB for a LIST of %d entries",
+		      hwm_after - hwm_before, WIDE_DIR_ENTRIES);
+	h_rm_rf(dir);
+}
+END_TEST
+
 struct test {
 	const char *name;
 	const TTest *const *fn; /* START_TEST makes a pointer variable */
@@ -1344,6 +1430,7 @@ static const struct test tests[] = {
 	{ "sigterm_inflight", &sigterm_inflight, 60, true, false },
 	{ "sighup_broken_config", &sighup_broken_config, 30, false, false },
 	{ "translog_deleted", &translog_deleted, 60, true, false },
+	{ "list_wide_directory", &list_wide_directory, 120, false, false },
 };
 
 /* Names must outlive the runner; they are freed with it. */

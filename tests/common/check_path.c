@@ -729,6 +729,39 @@ START_TEST(list_many)
 }
 END_TEST
 
+/* listing_read in small chunks (48 bytes: this tree's lines are shorter,
+ * so each chunk holds one or two) gives the same bytes as the whole
+ * listing, whole lines each, and then 0. */
+START_TEST(list_in_chunks)
+{
+	struct listing *l = NULL;
+	char *joined, chunk[48];
+	size_t n, total = 0, chunks = 0;
+
+	ck_assert_int_eq(list(_i, ""), 0);
+	path_force_fallback(_i == MODE_FALLBACK);
+	ck_assert_int_eq(listing_open(root_fd, "", &l), 0);
+	ck_assert_uint_eq(listing_length(l), listing_len);
+	joined = malloc(listing_len + 1);
+	ck_assert_ptr_nonnull(joined);
+	while ((n = listing_read(l, chunk, sizeof(chunk))) > 0) {
+		ck_assert_msg(chunk[n - 1] == '\n', "a chunk ends mid-line");
+		ck_assert_uint_le(total + n, listing_len);
+		memcpy(joined + total, chunk, n);
+		total += n;
+		chunks++;
+	}
+	ck_assert_uint_eq(total, listing_len);
+	ck_assert_uint_gt(chunks, 2);
+	ck_assert_mem_eq(joined, listing, listing_len);
+	ck_assert_uint_eq(listing_read(l, chunk, sizeof(chunk)), 0);
+	listing_free(l);
+	free(joined);
+	ck_assert_int_eq(listing_open(root_fd, "b.txt", &l), -ENOTDIR);
+	ck_assert_ptr_null(l);
+}
+END_TEST
+
 static Suite *path_suite(void)
 {
 	Suite *s = suite_create("path");
@@ -773,6 +806,7 @@ static Suite *path_suite(void)
 	tcase_add_loop_test(tc, list_empty, 0, 2);
 	tcase_add_loop_test(tc, list_refused, 0, 2);
 	tcase_add_loop_test(tc, list_many, 0, 2);
+	tcase_add_loop_test(tc, list_in_chunks, 0, 2);
 	suite_add_tcase(s, tc);
 
 	return s;

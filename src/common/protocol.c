@@ -341,3 +341,43 @@ int proto_parse_entry(const char *line, size_t len, struct proto_entry *ent)
 		return -1;
 	return 0;
 }
+
+int proto_parse_sum_reply(const char *line, size_t len,
+			  struct proto_sum_reply *rep)
+{
+	struct proto_reply err;
+	const char *field[4];
+	size_t field_len[4], i;
+
+	memset(rep, 0, sizeof(*rep));
+	if (len >= 4 && memcmp(line, "ERR ", 4) == 0) {
+		if (proto_parse_reply(line, len, &err) < 0)
+			return -1;
+		rep->code = err.code;
+		memcpy(rep->reason, err.reason, sizeof(rep->reason));
+		return 0;
+	}
+	if (len < 3 || memcmp(line, "OK ", 3) != 0)
+		return -1;
+	if (split_fields(line + 3, len - 3, field, field_len, 4) != 4)
+		return -1;
+	if (field_len[0] != 6 || memcmp(field[0], "sha256", 6) != 0 ||
+	    field_len[1] != 2 * FERRY_SHA256_BYTES)
+		return -1;
+	for (i = 0; i < 2 * FERRY_SHA256_BYTES; i++)
+		if (field[1][i] >= 'A' && field[1][i] <= 'F')
+			return -1; /* lowercase only, as sha256sum prints */
+	for (i = 0; i < FERRY_SHA256_BYTES; i++) {
+		int hi = hex_value((unsigned char)field[1][2 * i]);
+		int lo = hex_value((unsigned char)field[1][2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return -1;
+		rep->sha256[i] = (unsigned char)(hi << 4 | lo);
+	}
+	if (proto_parse_number(field[2], field_len[2], &rep->size) < 0 ||
+	    proto_parse_signed(field[3], field_len[3], &rep->mtime) < 0)
+		return -1;
+	rep->ok = true;
+	return 0;
+}

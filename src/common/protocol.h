@@ -89,4 +89,23 @@ struct proto_entry {
 };
 int proto_parse_entry(const char *line, size_t len, struct proto_entry *ent);
 
+/* The answer to "SUM PATH", for clients: "OK sha256 HEX SIZE MTIME" (HEX
+ * 64 lowercase hex digits, SIZE and MTIME as in GET's OK line) or "ERR CODE
+ * REASON" (then only ok, code and reason are set). */
+#define FERRY_SHA256_BYTES 32
+struct proto_sum_reply {
+	bool ok;
+	int code;
+	char reason[256];
+	unsigned char sha256[FERRY_SHA256_BYTES];
+	uint64_t size;
+	int64_t mtime;
+};
+
+/* Parses a SUM reply line of LEN bytes, LF excluded. 0, or -1 if malformed
+ * (another algorithm than sha256, uppercase or short hex, a missing
+ * field). */
+int proto_parse_sum_reply(const char *line, size_t len,
+			  struct proto_sum_reply *rep);
+
 #endif

@@ -944,37 +944,42 @@ static int by_dest(const void *a, const void *b)
 }
 
 /* Every file that did not arrive: the first REPORT_MAX by name, then how
- * many more; the files no worker reached. */
+ * many more; those a lost connection took along and those no worker
+ * reached, as one line each. */
 static void report_failures(struct run *r)
 {
-	size_t i, unreached = r->nfetch - r->fetched - r->nfailed;
+	size_t i, listed = 0, aborted = 0;
+	size_t unreached = r->o->dry_run ? 0
+					 : r->nfetch - r->fetched - r->nfailed;
 
 	if (r->drawn)
 		report_progress_clear();
 	r->drawn = false;
 	qsort(r->failed, r->nfailed, sizeof(*r->failed), by_dest);
 	for (i = 0; i < r->nfailed; i++) {
-		int code;
+		const struct client_job *j = &r->failed[i];
 
-		if (i == REPORT_MAX) {
-			fprintf(stderr, "ferry: ... and %zu more files not "
-					"synced\n",
-				r->nfailed - i);
-			break;
+		if (j->status == CLIENT_FAILED &&
+		    j->stage == CLIENT_STAGE_ABORTED) {
+			aborted++;
+			worse(r, FERRY_EXIT_FAILED);
+		} else if (listed++ < REPORT_MAX) {
+			worse(r, report_job(j, true, true));
+		} else {
+			worse(r, j->status == CLIENT_MISMATCH
+					 ? FERRY_EXIT_VERIFY
+				 : j->status == CLIENT_REFUSED
+					 ? FERRY_EXIT_REFUSED
+					 : FERRY_EXIT_FAILED);
 		}
-		code = report_job(&r->failed[i], true, true);
-		worse(r, code);
 	}
-	for (; i < r->nfailed; i++)
-		worse(r, r->failed[i].status == CLIENT_MISMATCH
-				 ? FERRY_EXIT_VERIFY
-			 : r->failed[i].status == CLIENT_REFUSED
-				 ? FERRY_EXIT_REFUSED
-				 : FERRY_EXIT_FAILED);
-	if (!r->o->dry_run && unreached > 0) {
-		fprintf(stderr, "ferry: %zu files not fetched: no connection "
-				"was left; run ferry sync again to finish\n",
-			unreached);
+	if (listed > REPORT_MAX)
+		fprintf(stderr, "ferry: ... and %zu more files not synced\n",
+			listed - REPORT_MAX);
+	if (aborted + unreached > 0) {
+		fprintf(stderr, "ferry: %zu files not fetched: their connection "
+				"failed; run ferry sync again to finish\n",
+			aborted + unreached);
 		worse(r, FERRY_EXIT_FAILED);
 	}
 }

@@ -1066,6 +1066,159 @@ START_TEST(progress_on_tty)
 }
 END_TEST
 
+/* ---- --verify and --limit-rate ----------------------------------------- */
+
+/* Serves one "ferry get --verify" of small.bin as ferryd would, but
+ * answers the SUM with SUM_LINE. */
+static void fake_verify(int lfd, const char *sum_line)
+{
+	static char body[H_SMALL_BYTES];
+	char line[512];
+	struct pollfd p = { lfd, POLLIN, 0 };
+	const char *path = h_root_path(&d, "small.bin");
+	char *rest = NULL;
+	size_t len;
+	int fd, file;
+
+	file = open(path, O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(file, 0);
+	ck_assert(read(file, body, sizeof(body)) == (ssize_t)sizeof(body));
+	close(file);
+
+	ck_assert_msg(poll(&p, 1, WAIT_MS) == 1, "the client did not connect");
+	fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_gt(h_recv_line(fd, line, sizeof(line), WAIT_MS), 0);
+	ck_assert_str_eq(line, "GET /small.bin");
+	/* Pipelined: the SUM comes before the answer to the GET. */
+	ck_assert_int_gt(h_recv_line(fd, line, sizeof(line), WAIT_MS), 0);
+	ck_assert_str_eq(line, "SUM /small.bin");
+	snprintf(line, sizeof(line), "OK %d %d %d\n", H_SMALL_BYTES,
+		 H_SMALL_BYTES, H_MTIME);
+	ck_assert_int_eq(h_send_str(fd, line, WAIT_MS), 0);
+	ck_assert_int_eq(h_send(fd, body, sizeof(body), WAIT_MS), 0);
+	ck_assert_int_eq(h_send_str(fd, sum_line, WAIT_MS), 0);
+	h_recv_all(fd, &rest, &len, 1 << 20, WAIT_MS);
+	free(rest);
+	close(fd);
+}
+
+/* "ferry get --verify -q" of small.bin against fake_verify(SUM_LINE). */
+static struct cli_run *verify_against(const char *sum_line)
+{
+	static struct cli_spawn sp;
+	char t[32];
+	const char *args[] = { "get", "--verify", "-q", t, "/small.bin", NULL };
+	int port, lfd = cli_fake_listen(&port);
+	pid_t pid;
+
+	snprintf(t, sizeof(t), "127.0.0.1:%d", port);
+	cli_run_free(&cli_last);
+	sp.out_fd = cli_open_capture("ferry.out");
+	sp.err_fd = cli_open_capture("ferry.err");
+	pid = cli_spawn(args, &sp);
+	close(sp.out_fd);
+	close(sp.err_fd);
+	fake_verify(lfd, sum_line);
+	close(lfd);
+	cli_last.status = cli_wait_child(pid, CLI_RUN_MS, -1, NULL, NULL);
+	cli_read_capture("ferry.out", &cli_last.out, &cli_last.out_len);
+	cli_read_capture("ferry.err", &cli_last.err, &cli_last.err_len);
+	return &cli_last;
+}
+
+START_TEST(verify_fake_server)
+{
+	unsigned char digest[FERRY_SHA256_BYTES];
+	char hex[2 * FERRY_SHA256_BYTES + 1], line[256];
+	struct cli_run *r;
+
+	ck_assert_int_eq(client_sha256_file(h_root_path(&d, "small.bin"),
+					    digest), 0);
+	client_format_sha256(hex, digest);
+
+	/* The right digest: small.bin, and nothing else. */
+	snprintf(line, sizeof(line), "OK sha256 %s %d %d\n", hex,
+		 H_SMALL_BYTES, H_MTIME);
+	r = verify_against(line);
+	cli_expect_exit(r, 0, "right digest");
+	expect_fetched("small.bin", "small.bin", H_MTIME);
+	expect_no_part("small.bin");
+	ck_assert_int_eq(unlink(cli_out_path("small.bin")), 0);
+
+	/* A wrong digest: exit 4, no NAME, no part, no record. */
+	snprintf(line, sizeof(line), "OK sha256 %s %d %d\n",
+		 strcmp(hex, "00000000") > 0 ? "0000000000000000000000000000000"
+					       "000000000000000000000000000000000"
+				   : "f000000000000000000000000000000000000"
+				     "000000000000000000000000000",
+		 H_SMALL_BYTES, H_MTIME);
+	r = verify_against(line);
+	cli_expect_exit(r, 4, "wrong digest");
+	cli_expect_stderr_has(r, "/small.bin: verification failed: received "
+				 "SHA-256 ",
+			      "wrong digest");
+	cli_expect_absent(cli_out_path("small.bin"), "wrong digest");
+	expect_no_part("small.bin");
+
+	/* The right bytes, but SUM saw another version: a mismatch too. */
+	snprintf(line, sizeof(line), "OK sha256 %s %d %d\n", hex,
+		 H_SMALL_BYTES, H_MTIME + 1);
+	r = verify_against(line);
+	cli_expect_exit(r, 4, "changed");
+	cli_expect_stderr_has(r, "changed on the server during the fetch",
+			      "changed");
+	cli_expect_absent(cli_out_path("small.bin"), "changed");
+	expect_no_part("small.bin");
+
+	/* SUM refused: no NAME; the part stays for a later -c. */
+	r = verify_against("ERR 403 denied\n");
+	cli_expect_exit(r, 1, "SUM refused");
+	cli_expect_stderr_has(r, "refused: 403 SUM: denied", "SUM refused");
+	cli_expect_absent(cli_out_path("small.bin"), "SUM refused");
+}
+END_TEST
+
+/* --verify against ferryd: whole files, and a resumed part (whose bytes
+ * on disk are hashed, the one read). Needs ferryd's SUM. */
+START_TEST(get_verify)
+{
+	const char *args[] = { "get", "--verify", "-q", "-d", ".", target(),
+			       "/small.bin", "/sub/b.bin", "/empty.bin", NULL };
+	const char *resume[] = { "get", "--verify", "-c", "-q", target(),
+				 "/big.bin", NULL };
+
+	cli_run_ok(args, "get --verify");
+	expect_fetched("small.bin", "small.bin", H_MTIME);
+	expect_fetched("b.bin", "sub/b.bin", H_MTIME);
+	expect_fetched("empty.bin", "empty.bin", H_MTIME);
+	make_part(cli_out_path("big.bin.part"), h_root_path(&d, "big.bin"),
+		  HALF);
+	write_meta("big.bin", H_BIG_BYTES, H_MTIME, 0);
+	cli_run_ok(resume, "get --verify -c");
+	expect_fetched("big.bin", "big.bin", H_MTIME);
+	expect_no_part("big.bin");
+	expect_logged("/big.bin", HALF, HALF);
+}
+END_TEST
+
+START_TEST(get_limit_rate)
+{
+	const char *args[] = { "get", "-q", "--limit-rate", "2M", target(),
+			       "/four.bin", NULL };
+	int64_t start;
+
+	root_file("four.bin", 4 * MIB, H_MTIME);
+	start = h_now_ms();
+	cli_run_ok(args, "--limit-rate 2M");
+	/* A lower bound only: a limit must not be beaten. */
+	ck_assert_msg(h_now_ms() - start >= 1500,
+		      "4 MiB at 2 MiB/s took %lld ms",
+		      (long long)(h_now_ms() - start));
+	expect_fetched("four.bin", "four.bin", H_MTIME);
+}
+END_TEST
+
 /* ---- without a daemon -------------------------------------------------- */
 
 START_TEST(exit_usage)
@@ -1090,6 +1243,10 @@ START_TEST(exit_usage)
 		{ "get", "localhost", "/sub/..", NULL },
 		{ "get", "-d", "x", "localhost", "/a/f", "/b/f", NULL },
 		{ "get", "--offset", NULL },
+		{ "get", "--verify", "--offset", "1", "localhost", "/a", NULL },
+		{ "get", "--verify", "--length", "1", "localhost", "/a", NULL },
+		{ "get", "--limit-rate", "2X", "localhost", "/a", NULL },
+		{ "get", "--limit-rate", "", "localhost", "/a", NULL },
 		{ "ls", NULL },
 		{ "ls", "localhost", "/a", "/b", NULL },
 		{ "ls", "-z", "localhost", NULL },
@@ -1323,6 +1480,8 @@ static const struct test daemon_tests[] = {
 	{ "ls_dirs", &ls_dirs, 60 },
 	{ "ipv6", &ipv6, 60 },
 	{ "progress_on_tty", &progress_on_tty, 120 },
+	{ "get_verify", &get_verify, 120 },
+	{ "get_limit_rate", &get_limit_rate, 60 },
 };
 
 static const struct test cli_tests[] = {
@@ -1330,6 +1489,7 @@ static const struct test cli_tests[] = {
 	{ "exit_unreachable", &exit_unreachable, 60 },
 	{ "cli_help_version", &cli_help_version, 30 },
 	{ "pure_functions", &pure_functions, 30 },
+	{ "verify_fake_server", &verify_fake_server, 60 },
 };
 
 /* Names must outlive the runner; they are freed with it. */

@@ -678,6 +678,8 @@ static void *worker_main(void *arg)
 	opts.arg = w;
 	while (!lost && (n = take_batch(r, &first)) > 0) {
 		memset(jobs, 0, n * sizeof(*jobs));
+		/* The same slots hold new files: progress starts afresh. */
+		w->job = NULL;
 		for (i = 0; i < n; i++) {
 			jobs[i].path = r->fetch[first + i].path;
 			jobs[i].dest = r->fetch[first + i].dest;

@@ -362,11 +362,24 @@ END_TEST
 
 START_TEST(sync_jobs_agree)
 {
-	make_tree(4, 5, 20, 3);
+	uint64_t total = make_tree(4, 5, 20, 3);
+	const char *loud[] = { "sync", target(), "/tree", "loud", NULL };
+	char want[128];
+	struct cli_run *r;
+
 	sync_ok("one", "-j", "1", "-j 1");
 	sync_ok("eight", "-j", "8", "-j 8");
 	expect_tree("one");
 	expect_tree("eight");
+
+	/* The summary counts every byte, over the default 4 connections. */
+	r = cli_run(loud);
+	cli_expect_exit(r, 0, "summary");
+	snprintf(want, sizeof(want),
+		 "sync: 403 fetched, 0 up to date, 0 deleted: %llu bytes in ",
+		 (unsigned long long)total);
+	cli_expect_stderr_has(r, want, "summary");
+	expect_tree("loud");
 }
 END_TEST
 

@@ -54,7 +54,8 @@ int rate_init(struct rate_limit *r, uint64_t rate_bps)
 	r->burst = (double)rate_bps / 10.0;
 	if (r->burst < RATE_MIN_BURST)
 		r->burst = RATE_MIN_BURST;
-	r->tokens = r->burst;
+	/* Empty at the start: a run gets no free burst. */
+	r->tokens = 0;
 	r->last_ns = now_ns();
 	return 0;
 }

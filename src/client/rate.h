@@ -6,7 +6,7 @@
  * the bucket holds tokens and otherwise sleeps in poll(2) timeouts until it
  * does; rate_spend then charges what the recv brought. A recv may overdraw
  * the bucket by at most its size (rate_chunk), which the next waits pay
- * back, so over any span the average stays at the rate. */
+ * back, so over any span the average stays at the rate. */ 
 #ifndef FERRY_RATE_H
 #define FERRY_RATE_H
 

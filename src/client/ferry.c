@@ -102,6 +102,14 @@ static int parse_count(const char *s, uint64_t *out)
 	return proto_parse_number(s, strlen(s), out) < 0 ? -EINVAL : 0;
 }
 
+/* The options get and sync share, which the table of each ends with. */
+#define FETCH_LONGOPTS                                                      \
+	{ "quiet", no_argument, NULL, 'q' },                                \
+	{ "verify", no_argument, NULL, OPT_VERIFY },                        \
+	{ "limit-rate", required_argument, NULL, OPT_LIMIT_RATE },          \
+	{ "help", no_argument, NULL, 'h' },                                 \
+	{ NULL, 0, NULL, 0 }
+
 /* --limit-rate's value into *RATE_BPS, or a usage error. */
 static int parse_rate_option(const char *arg, uint64_t *rate_bps)
 {
@@ -124,6 +132,34 @@ static const char *bad_option(char **argv)
 		return opt;
 	}
 	return argv[optind - 1];
+}
+
+/* Handles an option get and sync share (FETCH_LONGOPTS), or getopt's
+ * complaint. -1 when parsing goes on, else the exit code to return. */
+static int fetch_option(int opt, char **argv, bool *quiet, bool *verify,
+			uint64_t *rate_bps)
+{
+	switch (opt) {
+	case 'q':
+		*quiet = true;
+		return -1;
+	case OPT_VERIFY:
+		*verify = true;
+		return -1;
+	case OPT_LIMIT_RATE:
+		return parse_rate_option(optarg, rate_bps) < 0
+			       ? FERRY_EXIT_USAGE
+			       : -1;
+	case 'h':
+		printf("%s%s", usage_text, help_text);
+		return FERRY_EXIT_DONE;
+	case ':':
+		usage_error("%s needs a value", bad_option(argv));
+		return FERRY_EXIT_USAGE;
+	default:
+		usage_error("unknown option '%s'", bad_option(argv));
+		return FERRY_EXIT_USAGE;
+	}
 }
 
 /* Connects to TARGET, or says why not. */
@@ -226,13 +262,9 @@ static int get_main(int argc, char **argv)
 		{ "output", required_argument, NULL, 'o' },
 		{ "directory", required_argument, NULL, 'd' },
 		{ "continue", no_argument, NULL, 'c' },
-		{ "quiet", no_argument, NULL, 'q' },
 		{ "offset", required_argument, NULL, OPT_OFFSET },
 		{ "length", required_argument, NULL, OPT_LENGTH },
-		{ "verify", no_argument, NULL, OPT_VERIFY },
-		{ "limit-rate", required_argument, NULL, OPT_LIMIT_RATE },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		FETCH_LONGOPTS,
 	};
 	struct client_get_opts opts;
 	struct client_target target;
@@ -262,9 +294,7 @@ static int get_main(int argc, char **argv)
 		case 'c':
 			opts.resume = true;
 			break;
-		case 'q':
-			quiet = true;
-			break;
+
 		case OPT_OFFSET:
 		case OPT_LENGTH:
 			if (parse_count(optarg, opt == OPT_OFFSET
@@ -276,22 +306,12 @@ static int get_main(int argc, char **argv)
 			opts.has_length |= opt == OPT_LENGTH;
 			ranged = true;
 			break;
-		case OPT_VERIFY:
-			opts.verify = true;
-			break;
-		case OPT_LIMIT_RATE:
-			if (parse_rate_option(optarg, &rate_bps) < 0)
-				return FERRY_EXIT_USAGE;
-			break;
-		case 'h':
-			printf("%s%s", usage_text, help_text);
-			return FERRY_EXIT_DONE;
-		case ':':
-			usage_error("%s needs a value", bad_option(argv));
-			return FERRY_EXIT_USAGE;
 		default:
-			usage_error("unknown option '%s'", bad_option(argv));
-			return FERRY_EXIT_USAGE;
+			rc = fetch_option(opt, argv, &quiet, &opts.verify,
+					  &rate_bps);
+			if (rc >= 0)
+				return rc;
+			break;
 		}
 	}
 	if (argc - optind < 2) {
@@ -408,18 +428,14 @@ static int sync_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "jobs", required_argument, NULL, 'j' },
-		{ "quiet", no_argument, NULL, 'q' },
 		{ "checksum", no_argument, NULL, OPT_CHECKSUM },
 		{ "delete", no_argument, NULL, OPT_DELETE },
 		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
-		{ "verify", no_argument, NULL, OPT_VERIFY },
-		{ "limit-rate", required_argument, NULL, OPT_LIMIT_RATE },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		FETCH_LONGOPTS,
 	};
 	struct sync_opts o;
 	uint64_t jobs;
-	int opt;
+	int opt, rc;
 
 	memset(&o, 0, sizeof(o));
 	o.jobs = FERRY_SYNC_JOBS_DEFAULT;
@@ -435,9 +451,6 @@ static int sync_main(int argc, char **argv)
 			}
 			o.jobs = (unsigned)jobs;
 			break;
-		case 'q':
-			o.quiet = true;
-			break;
 		case OPT_CHECKSUM:
 			o.checksum = true;
 			break;
@@ -447,22 +460,12 @@ static int sync_main(int argc, char **argv)
 		case OPT_DRY_RUN:
 			o.dry_run = true;
 			break;
-		case OPT_VERIFY:
-			o.verify = true;
-			break;
-		case OPT_LIMIT_RATE:
-			if (parse_rate_option(optarg, &o.rate_bps) < 0)
-				return FERRY_EXIT_USAGE;
-			break;
-		case 'h':
-			printf("%s%s", usage_text, help_text);
-			return FERRY_EXIT_DONE;
-		case ':':
-			usage_error("%s needs a value", bad_option(argv));
-			return FERRY_EXIT_USAGE;
 		default:
-			usage_error("unknown option '%s'", bad_option(argv));
-			return FERRY_EXIT_USAGE;
+			rc = fetch_option(opt, argv, &o.quiet, &o.verify,
+					  &o.rate_bps);
+			if (rc >= 0)
+				return rc;
+			break;
 		}
 	}
 	if (argc - optind != 3) {

@@ -179,10 +179,7 @@ static void expect_logged(const char *path, uint64_t offset, uint64_t bytes)
 
 static void make_out_dir(void)
 {
-	snprintf(cli_out_dir, sizeof(cli_out_dir), "%s/out", d.dir);
-	snprintf(cli_capture_dir, sizeof(cli_capture_dir), "%s", d.dir);
-	ck_assert_msg(mkdir(cli_out_dir, 0755) == 0, "%s: %s", cli_out_dir,
-		      strerror(errno));
+	cli_make_dirs(d.dir);
 }
 
 static void setup_mode(const char *mode)

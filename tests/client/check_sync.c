@@ -251,9 +251,7 @@ static uint64_t bytes_after(int skip, char **names, size_t nnames,
 static void setup_mode(const char *mode)
 {
 	fixture_start(&d, mode);
-	snprintf(cli_out_dir, sizeof(cli_out_dir), "%s/out", d.dir);
-	snprintf(cli_capture_dir, sizeof(cli_capture_dir), "%s", d.dir);
-	ck_assert_int_eq(mkdir(cli_out_dir, 0755), 0);
+	cli_make_dirs(d.dir);
 	mounted[0] = '\0';
 }
 
@@ -272,9 +270,7 @@ static void setup_cli(void)
 	int rc = h_setup(&d, "sendfile");
 
 	ck_assert_msg(rc == 0, "test dir: %s", h_strerror(rc));
-	snprintf(cli_out_dir, sizeof(cli_out_dir), "%s/out", d.dir);
-	snprintf(cli_capture_dir, sizeof(cli_capture_dir), "%s", d.dir);
-	ck_assert_int_eq(mkdir(cli_out_dir, 0755), 0);
+	cli_make_dirs(d.dir);
 }
 
 static void teardown_daemon(void)
@@ -383,6 +379,19 @@ START_TEST(sync_jobs_agree)
 }
 END_TEST
 
+/* Writes what out/ holds (names, sizes, mtimes, modes, digests) to the
+ * test dir's NAME. */
+static void snapshot(const char *name)
+{
+	char cmd[1200];
+
+	snprintf(cmd, sizeof(cmd),
+		 "cd '%s' && { find . -printf '%%p %%s %%T@ %%m\\n' | sort; "
+		 "find . -type f | sort | xargs md5sum; } > '%s/%s'",
+		 cli_out_dir, d.dir, name);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
 START_TEST(sync_dry_run)
 {
 	char *before = NULL, *after = NULL;
@@ -402,24 +411,10 @@ START_TEST(sync_dry_run)
 
 	/* A listing of out/ before and after, mtimes, sizes and digests
 	 * included. */
-	{
-		char cmd[1200];
-
-		snprintf(cmd, sizeof(cmd),
-			 "cd '%s' && find . -printf '%%p %%s %%T@ %%m\\n' | "
-			 "sort > '%s/before' && md5sum $(find . -type f | "
-			 "sort) >> '%s/before'",
-			 cli_out_dir, d.dir, d.dir);
-		ck_assert_int_eq(system(cmd), 0);
-		r = sync_run("copy", "--dry-run", "--delete", NULL);
-		cli_expect_exit(r, 0, "--dry-run");
-		snprintf(cmd, sizeof(cmd),
-			 "cd '%s' && find . -printf '%%p %%s %%T@ %%m\\n' | "
-			 "sort > '%s/after' && md5sum $(find . -type f | "
-			 "sort) >> '%s/after'",
-			 cli_out_dir, d.dir, d.dir);
-		ck_assert_int_eq(system(cmd), 0);
-	}
+	snapshot("before");
+	r = sync_run("copy", "--dry-run", "--delete", NULL);
+	cli_expect_exit(r, 0, "--dry-run");
+	snapshot("after");
 	ck_assert_msg(strstr(r->out, "fetch d1/s2/f03\n") != NULL &&
 			      strstr(r->out, "mkdir newdir/\n") != NULL &&
 			      strstr(r->out, "fetch newdir/n\n") != NULL &&

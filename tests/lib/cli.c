@@ -32,6 +32,14 @@ char cli_out_dir[320];
 char cli_capture_dir[300];
 struct cli_run cli_last;
 
+void cli_make_dirs(const char *dir)
+{
+	snprintf(cli_out_dir, sizeof(cli_out_dir), "%s/out", dir);
+	snprintf(cli_capture_dir, sizeof(cli_capture_dir), "%s", dir);
+	ck_assert_msg(mkdir(cli_out_dir, 0755) == 0, "%s: %s", cli_out_dir,
+		      strerror(errno));
+}
+
 /* The client: $FERRY, else ../../src/ferry beside this binary, else
  * ./src/ferry (as the harness finds ferryd). */
 const char *cli_ferry_path(void)

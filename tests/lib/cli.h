@@ -34,6 +34,9 @@ struct cli_run {
 	size_t out_len, err_len;
 };
 
+/* Makes DIR/out, where ferry runs, and captures its output in DIR. */
+void cli_make_dirs(const char *dir);
+
 /* The last run of cli_run or cli_run_with. */
 extern struct cli_run cli_last;
 

@@ -9,9 +9,12 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "daemon/budget.h"
 #include "daemon/clients.h"
 #include "common/log.h"
+#include "common/protocol.h"
 #include "daemon/server.h"
 #include "daemon/transfer.h"
 #include "daemon/translog.h"
@@ -22,8 +25,45 @@
  * last bytes of the answer in the client's receive queue. */
 #define FERRY_LINGER_MS 2000
 
+/* A client connection. Who frees it, and when: see conn.h. */
+struct conn {
+	uv_tcp_t tcp;
+	uv_timer_t timer;
+	uv_poll_t poll;          /* writability for the sendfile engine */
+	struct server *srv;
+	struct conn **list;      /* the server's list of connections */
+	struct conn *prev, *next;
+	int fd;                  /* the tcp handle's socket */
+	struct sockaddr_storage peer;
+	char peer_text[64];      /* "127.0.0.1:53422" */
+
+	char *in;                /* request bytes read, FERRY_LINE_MAX; lazily */
+	size_t in_len;
+
+	struct transfer *xfer;   /* the request being answered, or NULL */
+	void (*on_writable)(struct transfer *t); /* while poll_active */
+	unsigned jobs;           /* threadpool work using fd or xfer */
+	unsigned handles;        /* handles not yet closed */
+	unsigned requests;       /* answered so far */
+	uint64_t progress_ms;    /* loop time bytes last moved */
+
+	bool admitted;           /* counted in the server's limits / clients */
+	bool reading;
+	bool read_eof;           /* the client shut down its sending side */
+	bool poll_init;
+	bool poll_active;
+	bool closing;            /* conn_close called */
+	bool lingering;          /* FIN sent; discarding input until EOF */
+	bool close_after;        /* raw form, fatal error or shutdown */
+	bool nodelay;            /* TCP_NODELAY set */
+	char errline[160];       /* an ERR line being written */
+	uv_write_t ereq;
+	uv_shutdown_t sreq;
+};
+
 static void process(struct conn *c);
 static void start_reading(struct conn *c);
+static void conn_start(struct conn *c);
 
 void conn_format_addr(const struct sockaddr *sa, char *out, size_t cap)
 {
@@ -54,8 +94,15 @@ static void close_cb(uv_handle_t *handle)
 	c->xfer = NULL;
 	free(c->in);
 	if (c->admitted)
-		clients_release(c->srv->clients, (struct sockaddr *)&c->peer);
-	server_conn_closed(c->srv, c);
+		clients_release(server_clients(c->srv),
+				(struct sockaddr *)&c->peer);
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		*c->list = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	server_conn_closed(c->srv, c->admitted);
 	free(c);
 }
 
@@ -63,10 +110,7 @@ void conn_close(struct conn *c)
 {
 	if (!c->closing) {
 		c->closing = true;
-		if (c->poll_active) {
-			uv_poll_stop(&c->poll);
-			c->poll_active = false;
-		}
+		conn_unwatch(c);
 		uv_timer_stop(&c->timer);
 		if (c->reading) {
 			uv_read_stop((uv_stream_t *)&c->tcp);
@@ -193,11 +237,11 @@ void conn_reply_error(struct conn *c, int code, const char *error)
 	int rc;
 
 	if (c->xfer != NULL)
-		transfer_log(c, c->xfer, code, error);
+		transfer_log(c->xfer, code, error);
 	else
 		log_refusal(c, code, error);
 	if (proto_error_closes(code) ||
-	    (c->xfer != NULL && c->xfer->req.kind == PROTO_RAW))
+	    (c->xfer != NULL && transfer_is_raw(c->xfer)))
 		c->close_after = true;
 	len = proto_format_err(c->errline, sizeof c->errline, code, NULL);
 	b = uv_buf_init(c->errline, (unsigned)len);
@@ -234,7 +278,7 @@ static void idle_timeout_cb(uv_timer_t *timer)
 static void send_timeout_cb(uv_timer_t *timer)
 {
 	struct conn *c = timer->data;
-	uint64_t limit = c->srv->cfg->send_timeout_ms;
+	uint64_t limit = server_config(c->srv)->send_timeout_ms;
 	uint64_t idle = uv_now(c->tcp.loop) - c->progress_ms;
 
 	if (c->xfer == NULL)
@@ -242,7 +286,7 @@ static void send_timeout_cb(uv_timer_t *timer)
 	if (idle >= limit) {
 		log_info("%s: took no bytes for %llu ms, closing",
 			 c->peer_text, (unsigned long long)idle);
-		transfer_fail(c, c->xfer, 408, "send-timeout");
+		transfer_fail(c->xfer, 408, "send-timeout");
 		return;
 	}
 	uv_timer_start(timer, send_timeout_cb, limit - idle, 0);
@@ -289,7 +333,7 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 	/* The first byte of a new line starts the request timeout. */
 	if (was_empty && c->requests > 0)
 		uv_timer_start(&c->timer, request_timeout_cb,
-			       c->srv->cfg->request_timeout_ms, 0);
+			       server_config(c->srv)->request_timeout_ms, 0);
 	process(c);
 }
 
@@ -344,13 +388,16 @@ static void read_first(struct conn *c)
  * no request is being answered. */
 static void process(struct conn *c)
 {
+	struct transfer_settings settings;
+	const struct config *cfg;
 	struct transfer *t;
 	ssize_t n;
 	size_t line_len;
+	int status;
 
 	if (c->closing || c->lingering || c->xfer != NULL)
 		return;
-	if (c->srv->stopping)
+	if (server_stopping(c->srv))
 		c->close_after = true;
 	if (c->close_after) {
 		close_gracefully(c);
@@ -365,7 +412,7 @@ static void process(struct conn *c)
 		}
 		if (c->requests > 0)
 			uv_timer_start(&c->timer, idle_timeout_cb,
-				       c->srv->cfg->idle_timeout_ms, 0);
+				       server_config(c->srv)->idle_timeout_ms, 0);
 		start_reading(c);
 		return;
 	}
@@ -385,7 +432,7 @@ static void process(struct conn *c)
 			/* Part of a line is here: it must be whole in time. */
 			if (!uv_is_active((uv_handle_t *)&c->timer))
 				uv_timer_start(&c->timer, request_timeout_cb,
-					       c->srv->cfg->request_timeout_ms,
+					       server_config(c->srv)->request_timeout_ms,
 					       0);
 			start_reading(c);
 			return;
@@ -402,31 +449,27 @@ static void process(struct conn *c)
 		uv_read_stop((uv_stream_t *)&c->tcp);
 		c->reading = false;
 	}
-	t = calloc(1, sizeof *t);
+	cfg = server_config(c->srv);
+	settings.mode = cfg->mode;
+	settings.chunk_bytes = cfg->chunk_bytes;
+	settings.buffer_bytes = cfg->buffer_bytes;
+	settings.root = server_root(c->srv);
+	settings.budget = server_budget(c->srv);
+	t = transfer_new(c, c->in, line_len, &settings, &status);
 	if (t == NULL) {
 		conn_close(c);
 		return;
 	}
-	t->conn = c;
-	t->file_fd = -1;
-	t->start_ns = uv_hrtime();
 	c->xfer = t;
-	{
-		int rc = proto_parse_line(c->in, line_len, &t->req);
-
-		c->in_len -= (size_t)n;
-		memmove(c->in, c->in + n, c->in_len);
-		c->progress_ms = uv_now(c->tcp.loop);
-		uv_timer_start(&c->timer, send_timeout_cb,
-			       c->srv->cfg->send_timeout_ms, 0);
-		if (rc != 0) {
-			t->req.path_len = 0;
-			t->req.path[0] = '\0';
-			conn_reply_error(c, rc, "bad-request");
-			return;
-		}
+	c->in_len -= (size_t)n;
+	memmove(c->in, c->in + n, c->in_len);
+	c->progress_ms = uv_now(c->tcp.loop);
+	uv_timer_start(&c->timer, send_timeout_cb, cfg->send_timeout_ms, 0);
+	if (status != 0) {
+		conn_reply_error(c, status, "bad-request");
+		return;
 	}
-	if (t->req.kind == PROTO_RAW) {
+	if (transfer_is_raw(t)) {
 		c->close_after = true;
 	} else if (!c->nodelay) {
 		/* A kept-alive answer's last segment must not wait for the
@@ -435,7 +478,7 @@ static void process(struct conn *c)
 		uv_tcp_nodelay(&c->tcp, 1);
 		c->nodelay = true;
 	}
-	transfer_begin(c, t);
+	transfer_begin(t);
 }
 
 void conn_request_done(struct conn *c, bool close_now)
@@ -471,9 +514,12 @@ static void refuse(struct conn *c, int code, const char *error)
 	conn_reply_error(c, code, error);
 }
 
-void conn_start(struct conn *c)
+/* Starts serving an accepted connection (its tcp handle is initialised and
+ * open): reads the peer address, applies the limits, arms the timer. */
+static void conn_start(struct conn *c)
 {
 	struct server *srv = c->srv;
+	const struct config *cfg = server_config(srv);
 	int rc;
 
 	c->tcp.data = c;
@@ -484,22 +530,22 @@ void conn_start(struct conn *c)
 	conn_format_addr((struct sockaddr *)&c->peer, c->peer_text,
 			 sizeof c->peer_text);
 
-	if (srv->stopping) {
+	if (server_stopping(srv)) {
 		refuse(c, 503, "shutting-down");
 		return;
 	}
-	if (server_fds_tight(srv)) {
+	if (budget_tight(server_budget(srv))) {
 		log_debug("%s: refused, file descriptors short", c->peer_text);
 		refuse(c, 503, "fd-limit");
 		return;
 	}
-	if (srv->conn_count >= srv->cfg->max_connections) {
+	if (server_conn_limit_reached(srv)) {
 		log_debug("%s: refused, at limits.connections", c->peer_text);
 		refuse(c, 503, "connection-limit");
 		return;
 	}
-	rc = clients_acquire(srv->clients, (struct sockaddr *)&c->peer,
-			     srv->cfg->max_per_client);
+	rc = clients_acquire(server_clients(srv), (struct sockaddr *)&c->peer,
+			     cfg->max_per_client);
 	if (rc < 0) {
 		log_debug("%s: refused, at limits.per_client", c->peer_text);
 		refuse(c, rc == -1 ? 429 : 503,
@@ -507,8 +553,142 @@ void conn_start(struct conn *c)
 		return;
 	}
 	c->admitted = true;
-	srv->conn_count++;
+	server_conn_admitted(srv);
 	uv_timer_start(&c->timer, request_timeout_cb,
-		       srv->cfg->request_timeout_ms, 0);
+		       cfg->request_timeout_ms, 0);
 	read_first(c);
+}
+
+/* ---- for server.c ---- */
+
+int conn_new(struct server *srv, uv_loop_t *loop, struct conn **list, int fd,
+	     const struct sockaddr_storage *peer)
+{
+	struct conn *c = calloc(1, sizeof *c);
+
+	if (c == NULL)
+		return -ENOMEM;
+	c->srv = srv;
+	c->peer = *peer;
+	uv_tcp_init(loop, &c->tcp);
+	uv_timer_init(loop, &c->timer);
+	c->tcp.data = c;
+	c->timer.data = c;
+	c->handles = 2;
+	c->list = list;
+	c->next = *list;
+	if (*list != NULL)
+		(*list)->prev = c;
+	*list = c;
+	if (uv_tcp_open(&c->tcp, fd) < 0) {
+		close(fd);
+		conn_close(c);
+		return 0;
+	}
+	conn_start(c);
+	return 0;
+}
+
+struct conn *conn_next(const struct conn *c)
+{
+	return c->next;
+}
+
+bool conn_busy(const struct conn *c)
+{
+	return c->xfer != NULL && !c->closing;
+}
+
+bool conn_cut(struct conn *c)
+{
+	if (c->closing)
+		return false;
+	if (c->xfer != NULL) {
+		transfer_fail(c->xfer, 503, "shutdown");
+		return true;
+	}
+	conn_close(c);
+	return false;
+}
+
+/* ---- for transfer.c ---- */
+
+uv_stream_t *conn_stream(struct conn *c)
+{
+	return (uv_stream_t *)&c->tcp;
+}
+
+int conn_fd(const struct conn *c)
+{
+	return c->fd;
+}
+
+const char *conn_peer(const struct conn *c)
+{
+	return c->peer_text;
+}
+
+bool conn_closing(const struct conn *c)
+{
+	return c->closing;
+}
+
+void conn_job_begin(struct conn *c)
+{
+	c->jobs++;
+}
+
+bool conn_job_end(struct conn *c)
+{
+	c->jobs--;
+	if (c->closing) {
+		conn_close(c);
+		return false;
+	}
+	return true;
+}
+
+void conn_progress(struct conn *c)
+{
+	c->progress_ms = uv_now(c->tcp.loop);
+}
+
+static void writable_cb(uv_poll_t *handle, int status, int events)
+{
+	struct conn *c = handle->data;
+
+	/* A socket error shows up in the transfer's next send. */
+	(void)status;
+	(void)events;
+	c->on_writable(c->xfer);
+}
+
+int conn_watch_writable(struct conn *c, void (*on_writable)(struct transfer *))
+{
+	int rc;
+
+	if (c->poll_active)
+		return 0;
+	if (!c->poll_init) {
+		rc = uv_poll_init_socket(c->tcp.loop, &c->poll, c->fd);
+		if (rc < 0)
+			return rc;
+		c->poll.data = c;
+		c->poll_init = true;
+		c->handles++;
+	}
+	c->on_writable = on_writable;
+	rc = uv_poll_start(&c->poll, UV_WRITABLE, writable_cb);
+	if (rc < 0)
+		return rc;
+	c->poll_active = true;
+	return 0;
+}
+
+void conn_unwatch(struct conn *c)
+{
+	if (c->poll_active) {
+		uv_poll_stop(&c->poll);
+		c->poll_active = false;
+	}
 }

@@ -26,7 +26,7 @@
 
 #define FERRY_DEFAULT_CONFIG SYSCONFDIR "/ferryd/ferryd.yaml"
 
-static struct server server;
+static struct server *server;
 static uv_signal_t sig_term, sig_int, sig_hup;
 
 static void usage(FILE *out)
@@ -73,28 +73,28 @@ static void signal_cb(uv_signal_t *handle, int signum)
 {
 	(void)handle;
 	if (signum == SIGHUP) {
-		struct config *cfg = load_config(server.cfg->file, true);
+		const struct config *old = server_config(server);
+		struct config *cfg = load_config(old->file, true);
 
 		if (cfg == NULL) {
 			log_error("reload: %s is not valid; keeping the old "
-				  "configuration", server.cfg->file);
+				  "configuration", old->file);
 			/* logrotate still needs the log reopened. */
-			int rc = translog_open(server.cfg->transfer_log,
-					       server.cfg->log_format);
+			int rc = translog_open(old->transfer_log,
+					       old->log_format);
 			if (rc < 0)
 				log_error("cannot reopen transfer log %s: %s",
-					  server.cfg->transfer_log,
-					  strerror(-rc));
+					  old->transfer_log, strerror(-rc));
 			return;
 		}
 		service_notify("RELOADING=1");
-		server_reload(&server, cfg);
+		server_reload(server, cfg);
 		service_notify("READY=1");
 		return;
 	}
 	log_info("%s received", signum == SIGTERM ? "SIGTERM" : "SIGINT");
 	service_notify("STOPPING=1");
-	server_shutdown(&server, stopped_cb);
+	server_shutdown(server, stopped_cb);
 }
 
 /* Raises the soft fd limit to the hard one, and warns when even that is
@@ -153,7 +153,11 @@ static int serve(struct config *cfg, const int *fds, size_t fd_count)
 {
 	uv_loop_t *loop = uv_default_loop();
 
-	if (server_start(&server, loop, cfg, fds, fd_count) < 0) {
+	server = server_new();
+	if (server == NULL)
+		log_error("cannot start: out of memory");
+	if (server == NULL ||
+	    server_start(server, loop, cfg, fds, fd_count) < 0) {
 		config_free(cfg);
 		translog_close();
 		return 1;
@@ -178,7 +182,7 @@ static int serve(struct config *cfg, const int *fds, size_t fd_count)
 	uv_run(loop, UV_RUN_DEFAULT);
 	if (uv_loop_close(loop) != 0)
 		log_warn("handles left open at exit");
-	server_free(&server);
+	server_free(server);
 	translog_close();
 	log_info("stopped");
 	return 0;

@@ -3,118 +3,76 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <dirent.h>
 #include <netinet/in.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "daemon/budget.h"
 #include "daemon/clients.h"
 #include "daemon/conn.h"
 #include "common/log.h"
+#include "daemon/root.h"
 #include "daemon/service.h"
-#include "daemon/transfer.h"
 #include "daemon/translog.h"
 
 #define FERRY_BACKLOG 4096
 /* Connections accepted per wakeup of a listener, before others' events. */
 #define FERRY_ACCEPT_BATCH 8
-/* Descriptors kept free: each admitted connection may still open a file
- * (and, resolving it, two directories); the headroom covers that, libuv's
- * own and the logs' reopening. */
-#define FERRY_FD_RESERVE 16
 #define FERRY_ACCEPT_RETRY_MS 250
+
+struct listener {
+	uv_poll_t poll;  /* readable: clients waiting to be accepted */
+	int fd;
+	struct server *srv;
+	char name[64]; /* "127.0.0.1:7070", with the bound port */
+};
+
+struct server {
+	uv_loop_t *loop;
+	struct config *cfg; /* owned; replaced whole by a reload */
+	struct root_ref *root;
+	struct listener listeners[FERRY_MAX_LISTEN];
+	size_t listener_count;
+	size_t listeners_open; /* handles not yet closed */
+	struct client_table *clients;
+	struct conn *conns;      /* every open connection, for shutdown */
+	uint64_t conn_count;     /* connections admitted (counted in limits) */
+	bool stopping;
+	bool accept_paused;      /* too few descriptors left */
+	uv_timer_t resume;       /* looks again after an EMFILE */
+	bool resume_open;
+	uint64_t pause_logged_ms;
+	uv_timer_t log_timer;    /* log.flush */
+	struct budget *budget;   /* descriptors: owned */
+	uv_timer_t deadline;     /* shutdown: then in-flight transfers are cut */
+	bool deadline_open;
+	void (*on_stopped)(struct server *srv); /* every connection is gone */
+};
 
 static void maybe_stopped(struct server *srv);
 
-struct root_ref *root_ref_get(struct root_ref *root)
-{
-	root->refs++;
-	return root;
-}
-
-void root_ref_put(struct root_ref *root)
-{
-	if (root == NULL || --root->refs > 0)
-		return;
-	close(root->fd);
-	free(root);
-}
-
-/* Opens the served directory. 0 or -errno. */
-static int root_open(const char *path, struct root_ref **out)
-{
-	struct root_ref *root;
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	if (fd < 0)
-		return -errno;
-	root = malloc(sizeof *root);
-	if (root == NULL) {
-		close(fd);
-		return -ENOMEM;
-	}
-	root->fd = fd;
-	root->refs = 1;
-	*out = root;
-	return 0;
-}
-
-/* Whether accepting one more client could leave too few descriptors for
- * the files, directories and sockets of those already admitted. */
-static bool fds_short(const struct server *srv, unsigned reserves)
-{
-	uint64_t spare = srv->fd_limit > srv->fd_base ?
-				 srv->fd_limit - srv->fd_base : 0;
-	/* A small limit gets a proportionally small reserve, so that it can
-	 * still serve a few clients. */
-	uint64_t reserve = spare / 8;
-
-	if (reserve > FERRY_FD_RESERVE)
-		reserve = FERRY_FD_RESERVE;
-	if (reserve < 2)
-		reserve = 2;
-	return srv->fds_used + reserve * reserves >= spare;
-}
-
 static void pause_accepting(struct server *srv, uint64_t retry_ms);
+
+static void fds_released(void *arg);
 
 static void resume_timer_cb(uv_timer_t *timer)
 {
-	server_fds_released(timer->data);
+	fds_released(timer->data);
 }
 
 /* Takes one accepted socket FD into a new connection. */
 static void admit(struct server *srv, int fd,
 		  const struct sockaddr_storage *peer)
 {
-	struct conn *c = calloc(1, sizeof *c);
-
-	if (c == NULL) {
+	/* The socket counts from now on; server_conn_closed releases it. */
+	budget_take(srv->budget, 1);
+	if (conn_new(srv, srv->loop, &srv->conns, fd, peer) < 0) {
+		budget_put(srv->budget, 1);
 		log_error("accept: out of memory");
 		close(fd);
-		return;
 	}
-	c->srv = srv;
-	c->peer = *peer;
-	uv_tcp_init(srv->loop, &c->tcp);
-	uv_timer_init(srv->loop, &c->timer);
-	c->tcp.data = c;
-	c->timer.data = c;
-	c->handles = 2;
-	c->next = srv->conns;
-	if (srv->conns != NULL)
-		srv->conns->prev = c;
-	srv->conns = c;
-	srv->fds_used++;
-	if (uv_tcp_open(&c->tcp, fd) < 0) {
-		close(fd);
-		conn_close(c);
-		return;
-	}
-	conn_start(c);
 }
 
 /* Accepts what is waiting, a bounded batch per wakeup. With descriptors
@@ -137,7 +95,7 @@ static void accept_cb(uv_poll_t *handle, int status, int events)
 		socklen_t peer_len;
 		int fd;
 
-		if (fds_short(srv, 1)) {
+		if (budget_exhausted(srv->budget)) {
 			pause_accepting(srv, 0);
 			return;
 		}
@@ -177,9 +135,8 @@ static void pause_accepting(struct server *srv, uint64_t retry_ms)
 			srv->pause_logged_ms = uv_now(srv->loop);
 			log_warn("accepting paused: %llu of %llu file "
 				 "descriptors in use",
-				 (unsigned long long)(srv->fd_base +
-						      srv->fds_used),
-				 (unsigned long long)srv->fd_limit);
+				 (unsigned long long)budget_in_use(srv->budget),
+				 (unsigned long long)budget_limit(srv->budget));
 		}
 	}
 	/* Descriptors used outside our count (another thread, a library) come
@@ -188,25 +145,23 @@ static void pause_accepting(struct server *srv, uint64_t retry_ms)
 		uv_timer_start(&srv->resume, resume_timer_cb, retry_ms, 0);
 }
 
-bool server_fds_tight(const struct server *srv)
+/* Descriptors were given back (a file or a socket closed): accept again if
+ * paused. The budget's RELEASED callback. */
+static void fds_released(void *arg)
 {
-	return fds_short(srv, 2);
-}
-
-void server_fds_released(struct server *srv)
-{
+	struct server *srv = arg;
 	size_t i;
 
 	if (!srv->accept_paused || srv->stopping ||
-	    fds_short(srv, 2))
+	    budget_tight(srv->budget))
 		return;
 	uv_timer_stop(&srv->resume);
 	for (i = 0; i < srv->listener_count; i++)
 		uv_poll_start(&srv->listeners[i].poll, UV_READABLE, accept_cb);
 	srv->accept_paused = false;
 	log_debug("accepting again: %llu of %llu file descriptors in use",
-		  (unsigned long long)(srv->fd_base + srv->fds_used),
-		  (unsigned long long)srv->fd_limit);
+		  (unsigned long long)budget_in_use(srv->budget),
+		  (unsigned long long)budget_limit(srv->budget));
 }
 
 static void listener_close_cb(uv_handle_t *handle)
@@ -334,30 +289,6 @@ static int listen_activated(struct server *srv)
 	return n;
 }
 
-/* The descriptor limit, and how many are open before any client. */
-static void fd_budget_init(struct server *srv)
-{
-	struct rlimit rl;
-	DIR *d;
-
-	srv->fd_limit = 1024;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-		srv->fd_limit = rl.rlim_cur;
-	else if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
-		srv->fd_limit = 1 << 20;
-	/* Listeners, the root, the logs, libuv's epoll, eventfd and signal
-	 * pipe, and a margin for the threadpool's own. */
-	srv->fd_base = 16;
-	d = opendir("/proc/self/fd");
-	if (d != NULL) {
-		uint64_t n = 0;
-		while (readdir(d) != NULL)
-			n++;
-		closedir(d);
-		srv->fd_base = n + 8;
-	}
-}
-
 static void log_flush_cb(uv_timer_t *timer)
 {
 	(void)timer;
@@ -377,20 +308,28 @@ static void log_flush_apply(struct server *srv, uint64_t flush_ms)
 	translog_set_buffered(false);
 }
 
+struct server *server_new(void)
+{
+	return calloc(1, sizeof(struct server));
+}
+
 int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg,
 		 const int *fds, size_t fd_count)
 {
 	size_t i;
 	int rc;
 
-	memset(srv, 0, sizeof *srv);
 	srv->loop = loop;
 	rc = root_open(cfg->root, &srv->root);
 	if (rc < 0) {
 		log_error("cannot open root %s: %s", cfg->root, strerror(-rc));
 		return rc;
 	}
-	fd_budget_init(srv);
+	srv->budget = budget_new(fds_released, srv);
+	if (srv->budget == NULL) {
+		rc = -ENOMEM;
+		goto fail;
+	}
 	uv_timer_init(loop, &srv->resume);
 	srv->resume.data = srv;
 	srv->resume_open = true;
@@ -431,6 +370,8 @@ fail:
 	close_listeners(srv);
 	root_ref_put(srv->root);
 	srv->root = NULL;
+	budget_free(srv->budget);
+	srv->budget = NULL;
 	return rc;
 }
 
@@ -498,18 +439,46 @@ static void maybe_stopped(struct server *srv)
 	}
 }
 
-void server_conn_closed(struct server *srv, struct conn *c)
+const struct config *server_config(const struct server *srv)
 {
-	if (c->prev != NULL)
-		c->prev->next = c->next;
-	else
-		srv->conns = c->next;
-	if (c->next != NULL)
-		c->next->prev = c->prev;
-	if (c->admitted)
+	return srv->cfg;
+}
+
+bool server_stopping(const struct server *srv)
+{
+	return srv->stopping;
+}
+
+struct budget *server_budget(struct server *srv)
+{
+	return srv->budget;
+}
+
+struct root_ref *server_root(struct server *srv)
+{
+	return srv->root;
+}
+
+struct client_table *server_clients(struct server *srv)
+{
+	return srv->clients;
+}
+
+bool server_conn_limit_reached(const struct server *srv)
+{
+	return srv->conn_count >= srv->cfg->max_connections;
+}
+
+void server_conn_admitted(struct server *srv)
+{
+	srv->conn_count++;
+}
+
+void server_conn_closed(struct server *srv, bool admitted)
+{
+	if (admitted)
 		srv->conn_count--;
-	srv->fds_used--;
-	server_fds_released(srv);
+	budget_release(srv->budget, 1);
 	maybe_stopped(srv);
 }
 
@@ -521,15 +490,9 @@ static void deadline_cb(uv_timer_t *timer)
 	unsigned cut = 0;
 
 	for (c = srv->conns; c != NULL; c = next) {
-		next = c->next;
-		if (c->closing)
-			continue;
-		if (c->xfer != NULL) {
+		next = conn_next(c);
+		if (conn_cut(c))
 			cut++;
-			transfer_fail(c, c->xfer, 503, "shutdown");
-		} else {
-			conn_close(c);
-		}
 	}
 	if (cut > 0)
 		log_warn("shutdown: cut %u transfer%s still running after "
@@ -548,8 +511,8 @@ void server_shutdown(struct server *srv, void (*on_stopped)(struct server *))
 	srv->on_stopped = on_stopped;
 	close_listeners(srv);
 	for (c = srv->conns; c != NULL; c = next) {
-		next = c->next;
-		if (c->xfer != NULL && !c->closing)
+		next = conn_next(c);
+		if (conn_busy(c))
 			busy++;
 		conn_drain(c);
 	}
@@ -569,6 +532,8 @@ void server_free(struct server *srv)
 	srv->root = NULL;
 	clients_free(srv->clients);
 	srv->clients = NULL;
+	budget_free(srv->budget);
+	srv->budget = NULL;
 	config_free(srv->cfg);
-	srv->cfg = NULL;
+	free(srv);
 }

@@ -1,58 +1,34 @@
 /* The server: listeners, the served root, the connection limits, the
- * current configuration, and the shutdown/reload lifecycle. */
+ * current configuration, and the shutdown/reload lifecycle.
+ *
+ * Who calls it: ferryd.c runs one server per process and workers.c makes
+ * its listening sockets (the section "for ferryd.c/workers.c"); conn.c asks
+ * it for the limits, the settings, the root and the budget, and reports
+ * admitted and closed connections (the section "for conn.c"). Nothing else:
+ * transfer.c gets what it needs of the server from conn.c. server.c calls
+ * in turn conn.h's section "for server.c" (making, walking, draining and
+ * cutting connections), budget.h, root.h, clients.h, translog.h and
+ * service.h. struct server is opaque: only server.c touches its fields.
+ */
 #ifndef FERRY_SERVER_H
 #define FERRY_SERVER_H
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 #include "daemon/config.h"
 
-struct conn;
+struct budget;
 struct client_table;
+struct root_ref;
+struct server;
 
-/* The served directory, opened once per (re)load. Threadpool jobs that open
- * files beneath it hold a reference, so a reload that changes the root never
- * closes an fd that a job is still using. */
-struct root_ref {
-	int fd;
-	unsigned refs;
-};
+/* ---- for ferryd.c/workers.c ---- */
 
-struct root_ref *root_ref_get(struct root_ref *root);
-void root_ref_put(struct root_ref *root);
-
-struct listener {
-	uv_poll_t poll;  /* readable: clients waiting to be accepted */
-	int fd;
-	struct server *srv;
-	char name[64]; /* "127.0.0.1:7070", with the bound port */
-};
-
-struct server {
-	uv_loop_t *loop;
-	struct config *cfg; /* owned; replaced whole by a reload */
-	struct root_ref *root;
-	struct listener listeners[FERRY_MAX_LISTEN];
-	size_t listener_count;
-	size_t listeners_open; /* handles not yet closed */
-	struct client_table *clients;
-	struct conn *conns;      /* every open connection, for shutdown */
-	uint64_t conn_count;     /* connections admitted (counted in limits) */
-	bool stopping;
-	bool accept_paused;      /* too few descriptors left */
-	uv_timer_t resume;       /* looks again after an EMFILE */
-	bool resume_open;
-	uint64_t pause_logged_ms;
-	uv_timer_t log_timer;    /* log.flush */
-	uint64_t fd_limit;       /* RLIMIT_NOFILE */
-	uint64_t fd_base;        /* open before any client */
-	uint64_t fds_used;       /* client sockets, and files jobs may open */
-	uv_timer_t deadline;     /* shutdown: then in-flight transfers are cut */
-	bool deadline_open;
-	void (*on_stopped)(struct server *srv); /* every connection is gone */
-};
+/* A server that serves nothing yet; NULL when out of memory. */
+struct server *server_new(void);
 
 /* Opens the root and listens: on FDS (FD_COUNT sockets bound by the
  * parent of workers), else on the sockets systemd passed, else on every
@@ -78,16 +54,34 @@ int server_reload(struct server *srv, struct config *new_cfg);
  * ON_STOPPED once no connection is left. */
 void server_shutdown(struct server *srv, void (*on_stopped)(struct server *));
 
-/* Frees what server_start made, once the loop has closed every handle. */
+/* Frees SRV and what server_start made, once the loop has closed every
+ * handle. */
 void server_free(struct server *srv);
 
-/* Whether descriptors are short enough that a new client is refused. */
-bool server_fds_tight(const struct server *srv);
+/* ---- for ferryd.c and conn.c ---- */
 
-/* Descriptors were given back (a file closed): accept again if paused. */
-void server_fds_released(struct server *srv);
+/* The configuration in force (replaced whole by a reload). */
+const struct config *server_config(const struct server *srv);
 
-/* Called by conn.c when a connection is gone. */
-void server_conn_closed(struct server *srv, struct conn *c);
+/* ---- for conn.c ---- */
+
+/* Whether a shutdown has begun: new requests are not answered. */
+bool server_stopping(const struct server *srv);
+
+/* The descriptor budget, the root in force and the per-client table, which
+ * the server owns. */
+struct budget *server_budget(struct server *srv);
+struct root_ref *server_root(struct server *srv);
+struct client_table *server_clients(struct server *srv);
+
+/* Whether limits.connections connections are admitted already. */
+bool server_conn_limit_reached(const struct server *srv);
+
+/* A connection passed the limits: it counts in them until it closes. */
+void server_conn_admitted(struct server *srv);
+
+/* A connection is gone (unlinked from the server's list, its socket
+ * closed); ADMITTED: it counted in the limits. */
+void server_conn_closed(struct server *srv, bool admitted);
 
 #endif

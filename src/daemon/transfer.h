@@ -1,89 +1,73 @@
 /* Answering one request: opening the file (or building a listing) on the
  * threadpool, the range, the OK line, and the two engines that move the
  * bytes: sendfile(2) jobs on the threadpool, or uv_fs_read + uv_write through
- * two bounded buffers. */
+ * two bounded buffers.
+ *
+ * Who calls it: conn.c (the section "for conn.c"), for each request line
+ * it reads; the engines call transfer_fail too. transfer.c and its engines
+ * call in turn conn.h's section "for transfer.c and the engines" (the
+ * socket, jobs, progress, and answer/finish/fail), engine.h, budget.h,
+ * root.h, path.h, listing.h and translog.h; never server.c. The
+ * settings a transfer needs from the configuration, the root and the
+ * budget come from conn.c in struct transfer_settings. struct transfer is
+ * opaque: only transfer.c and the engines (engine.h) touch its fields.
+ *
+ * Ownership. A transfer is allocated by transfer_new when conn.c has cut a
+ * request line, and freed by conn.c (transfer_free) when the request ends
+ * or the connection is freed; every callback that can still arrive for it
+ * (jobs, reads, writes) arrives before that, because conn.c frees it only
+ * after its jobs are done and its handles are closed.
+ */
 #ifndef FERRY_TRANSFER_H
 #define FERRY_TRANSFER_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
-#include <sys/stat.h>
-#include <uv.h>
 
 #include "daemon/config.h"
-#include "common/protocol.h"
 
+struct budget;
 struct conn;
 struct root_ref;
+struct transfer;
 
-enum buf_state { BUF_FREE, BUF_READING, BUF_FULL, BUF_WRITING };
-
-/* The state of one request. Allocated by conn.c when a line is parsed, freed
- * by conn.c (transfer_free) when the request ends or the connection is
- * freed; every callback that can still arrive for it (jobs, reads, writes)
- * arrives before that, because conn.c frees it only after its jobs are done
- * and its handles are closed. */
-struct transfer {
-	struct conn *conn;
-	struct proto_request req;
-	char rel[FERRY_LINE_MAX];   /* req.path beneath the root */
-	enum transfer_mode mode;    /* copied at start: a reload changes */
-	uint64_t chunk_bytes;       /* nothing in flight */
+/* What a transfer takes when it starts, so that a reload changes nothing
+ * in flight. */
+struct transfer_settings {
+	enum transfer_mode mode;
+	uint64_t chunk_bytes;
 	uint64_t buffer_bytes;
-	struct root_ref *root;      /* held while the open job runs */
-	uint64_t start_ns;
-	bool logged;
-
-	uv_work_t work;             /* open/list job, then sendfile jobs */
-	int file_fd;                /* -1 when none */
-	struct stat st;
-	int open_err;               /* negative errno from opening */
-	int job_err;                /* negative errno from the last send */
-	char *listing;
-	size_t listing_len;
-
-	uint64_t offset;            /* range being sent */
-	uint64_t length;
-	uint64_t sent;              /* file bytes handed to the kernel */
-	char header[96];            /* "OK LENGTH SIZE MTIME\n" */
-	size_t header_len;
-	size_t header_sent;
-	bool corked;
-	bool range_beyond;          /* OFFSET > SIZE: 416 */
-	uint64_t cached_until;      /* file bytes known in the page cache */
-
-	/* sendfile engine: what the last job did */
-	uint64_t job_bytes;
-	bool job_eof;
-
-	/* buffered engine: two buffers, read in turn, written in turn */
-	uv_fs_t read_req;
-	uv_write_t write_req;
-	uv_write_t header_req;
-	char *buf[2];
-	size_t buf_fill[2];
-	enum buf_state buf_state[2];
-	int next_read;
-	int next_write;
-	uint64_t read_pos;
-	bool file_eof;
-	bool header_writing;
+	struct root_ref *root;    /* the server's; open jobs take a reference */
+	struct budget *budget;    /* the server's */
 };
 
-/* Starts answering T->req on C (C->xfer == T, with T->conn, file_fd = -1
- * and start_ns set by conn.c). Ends by calling
+/* ---- for conn.c ---- */
+
+/* A new transfer on C for the request LINE (LEN bytes, the LF excluded),
+ * with settings S; its clock starts now. *STATUS is 0, or the protocol
+ * error code (400) for a malformed line, which conn.c answers (it is logged
+ * with path "-"). NULL when out of memory. */
+struct transfer *transfer_new(struct conn *c, const char *line, size_t len,
+			      const struct transfer_settings *s, int *status);
+
+/* Whether T is the raw form ("/path"): answered without an OK line, and the
+ * connection closes after it. */
+bool transfer_is_raw(const struct transfer *t);
+
+/* Starts answering T, the connection's current request. Ends by calling
  * conn_request_done or conn_reply_error, or transfer_fail. */
-void transfer_begin(struct conn *c, struct transfer *t);
+void transfer_begin(struct transfer *t);
 
 /* Logs T as ended with STATUS (a 200, an ERR code, 499) once. */
-void transfer_log(struct conn *c, struct transfer *t, int status,
-		  const char *error);
-
-/* Logs T as failed and closes the connection. */
-void transfer_fail(struct conn *c, struct transfer *t, int status,
-		   const char *error);
+void transfer_log(struct transfer *t, int status, const char *error);
 
 /* Frees T and closes its file. Only once nothing can call back for it. */
 void transfer_free(struct transfer *t);
+
+/* ---- for conn.c and the engines ---- */
+
+/* Logs T as failed and closes the connection. */
+void transfer_fail(struct transfer *t, int status, const char *error);
 
 #endif

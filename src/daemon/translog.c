@@ -29,6 +29,7 @@
 #include <stdbool.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -169,16 +170,31 @@ static int set_integer(json_t *obj, const char *key, uint64_t v)
 								   : -ENOMEM;
 }
 
-/* Sets OBJ[KEY] to V rounded to DECIMALS as printf rounds it (read back
- * from "%.*f"): the nearest double to the decimal the log has always
- * shown. */
+/* V rounded to DECIMALS (2 or 4) as printf rounds it: the nearest double
+ * to the decimal the log has always shown. Scaled by 10^DECIMALS and below
+ * 2^32, the product's error is under 2^-20, so rint picks printf's digit
+ * unless the product is within 0.0001 of a tie; such a value, or a larger
+ * one, goes through "%.*f" and strtod, with TEXT (CAP bytes) as scratch.
+ * r / scale is then the nearest double to the decimal (IEEE division). */
+static double rounded(double v, int decimals, char *text, size_t cap)
+{
+	double scale = decimals == 4 ? 1e4 : 1e2;
+	double x = v * scale, r = rint(x);
+
+	if (x < 4294967296.0 && fabs(x - r) < 0.4999)
+		return r / scale;
+	snprintf(text, cap, "%.*f", decimals, v);
+	return strtod(text, NULL);
+}
+
+/* Sets OBJ[KEY] to V rounded to DECIMALS (rounded). */
 static int set_real(json_t *obj, const char *key, double v, int decimals)
 {
 	char text[400]; /* DBL_MAX in %f is 309 digits */
 
-	snprintf(text, sizeof(text), "%.*f", decimals, v);
-	return json_object_set_new(obj, key, json_real(strtod(text, NULL))) ==
-			       0
+	return json_object_set_new(obj, key,
+				   json_real(rounded(v, decimals, text,
+						     sizeof(text)))) == 0
 		       ? 0
 		       : -ENOMEM;
 }
@@ -217,14 +233,114 @@ static int put_cb(const char *s, size_t n, void *data)
 	return 0;
 }
 
+/* The common line (every string UTF-8, no error) reuses one object per
+ * thread whose values are updated in place: building a fresh object costs
+ * some 25 allocations a line, which a log written for every request should
+ * not pay. The object's keys are in the log's order once and for all. */
+struct json_line {
+	json_t *obj;
+	json_t *v[10]; /* time client path mode status offset bytes size
+			* duration_s mib_per_s */
+};
+static _Thread_local struct json_line *json_line;
+
+static const char *const json_keys[10] = {
+	"time", "client", "path", "mode", "status",
+	"offset", "bytes", "size", "duration_s", "mib_per_s",
+};
+
+/* This thread's reusable line, made on first use. NULL on ENOMEM. */
+static struct json_line *json_line_get(void)
+{
+	struct json_line *l = json_line;
+	size_t i;
+
+	if (l != NULL)
+		return l;
+	l = calloc(1, sizeof(*l));
+	if (l == NULL || (l->obj = json_object()) == NULL)
+		goto fail;
+	for (i = 0; i < 10; i++) {
+		l->v[i] = i < 4 ? json_string("") :
+			  i < 8 ? json_integer(0) : json_real(0.0);
+		/* json_object_set takes a reference of its own; the line keeps
+		 * the first, to update the value in place. */
+		if (l->v[i] == NULL ||
+		    json_object_set(l->obj, json_keys[i], l->v[i]) < 0)
+			goto fail;
+	}
+	json_line = l;
+	return l;
+fail:
+	if (l != NULL) {
+		for (i = 0; i < 10; i++)
+			json_decref(l->v[i]);
+		json_decref(l->obj);
+		free(l);
+	}
+	return NULL;
+}
+
+void translog_thread_done(void)
+{
+	struct json_line *l = json_line;
+	size_t i;
+
+	if (l == NULL)
+		return;
+	for (i = 0; i < 10; i++)
+		json_decref(l->v[i]);
+	json_decref(l->obj);
+	free(l);
+	json_line = NULL;
+}
+
+/* R's values into the reusable line, for a record with no error. 0, or
+ * -EILSEQ when a string is not UTF-8 (the caller then makes the line the
+ * slow way). */
+static int json_line_fill(struct json_line *l, const struct transfer_record *r,
+			  double duration_s, double mib_per_s)
+{
+	char time[64], text[400]; /* DBL_MAX in %f is 309 digits */
+	const char *str[4];
+	uint64_t num[3] = { r->offset, r->bytes, r->size };
+	size_t i;
+
+	time_text(&r->end, time, sizeof(time));
+	str[0] = time;
+	str[1] = or_dash(r->client);
+	str[2] = or_dash(r->path);
+	str[3] = or_dash(r->mode);
+	for (i = 0; i < 4; i++)
+		if (json_string_set(l->v[i], str[i]) < 0)
+			return -EILSEQ;
+	json_integer_set(l->v[4], r->status);
+	for (i = 0; i < 3; i++)
+		json_integer_set(l->v[5 + i], num[i] > INT64_MAX
+						      ? INT64_MAX
+						      : (json_int_t)num[i]);
+	json_real_set(l->v[8], rounded(duration_s, 4, text, sizeof(text)));
+	json_real_set(l->v[9], rounded(mib_per_s, 2, text, sizeof(text)));
+	return 0;
+}
+
 /* Writes R as one JSON object. 0 or -ENOMEM. */
 static int put_json(struct out *o, const struct transfer_record *r,
 		    double duration_s, double mib_per_s)
 {
 	size_t flags = JSON_COMPACT | JSON_REAL_PRECISION(15);
-	json_t *obj = json_object();
+	struct json_line *l;
+	json_t *obj;
 	int rc;
 
+	/* Not json_dumpb: it skips a piece that does not fit and copies the
+	 * later ones, where the callback keeps snprintf's prefix. */
+	if (r->error == NULL && (l = json_line_get()) != NULL &&
+	    json_line_fill(l, r, duration_s, mib_per_s) == 0)
+		return json_dump_callback(l->obj, put_cb, o, flags) < 0
+			       ? -ENOMEM
+			       : 0;
+	obj = json_object();
 	if (obj == NULL)
 		return -ENOMEM;
 	rc = json_record(obj, r, duration_s, mib_per_s, false);
@@ -233,8 +349,6 @@ static int put_json(struct out *o, const struct transfer_record *r,
 		rc = json_record(obj, r, duration_s, mib_per_s, true);
 		flags |= JSON_ENSURE_ASCII;
 	}
-	/* Not json_dumpb: it skips a piece that does not fit and copies the
-	 * later ones, where the callback keeps snprintf's prefix. */
 	if (rc == 0 && json_dump_callback(obj, put_cb, o, flags) < 0)
 		rc = -ENOMEM;
 	json_decref(obj);
@@ -400,6 +514,7 @@ void translog_close(void)
 	pthread_rwlock_unlock(&log_lock);
 
 	close_fd(old);
+	translog_thread_done();
 }
 
 int translog_write(const struct transfer_record *r)

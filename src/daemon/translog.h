@@ -36,6 +36,11 @@ struct transfer_record {
 int translog_format(const struct transfer_record *r, enum log_format format,
 		    char *buf, size_t cap);
 
+/* Frees the calling thread's reusable JSON line (translog_format keeps
+ * one per thread that formats JSON). translog_close calls it for its own
+ * thread. */
+void translog_thread_done(void);
+
 /* Opens (or reopens) the log at PATH ("-" for stderr). 0 or -errno; on error
  * the previous file stays in use. */
 int translog_open(const char *path, enum log_format format);

@@ -408,6 +408,64 @@ END_TEST
 
 /* -- buffer limits ---------------------------------------------------- */
 
+/* The JSON reals are the text line's decimals: for durations and rates
+ * all over the range, including ties at the last decimal (x.xxxx5), each
+ * JSON value printed with the text's "%.4f"/"%.2f" gives the text's
+ * digits. Both lines come from one record; the JSON one is read back by
+ * jansson. */
+START_TEST(test_json_reals_match_text)
+{
+	static const double fixed[] = {
+		0.0, 0.00005, 0.00015, 0.00025, 0.12345, 0.99995, 1.00005,
+		2.5, 1234.5678, 1234.56785, 0.1438, 86399.99995, 1e6 + 0.00005,
+		5e9, 1e12 + 0.00005,
+	};
+	struct transfer_record r = {
+		.client = "127.0.0.1:1", .path = "/f", .mode = "sendfile",
+		.status = 200, .end = { 1764000000, 0 },
+	};
+	char text[1024], json[1024], want[64], got[64];
+	unsigned seed = 12345;
+	size_t i, n = sizeof(fixed) / sizeof(fixed[0]);
+
+	for (i = 0; i < n + 20000; i++) {
+		json_t *obj;
+		json_error_t err;
+		const char *d;
+
+		if (i < n) {
+			r.duration_s = fixed[i];
+			r.bytes = 1048576;
+		} else {
+			seed = seed * 1103515245u + 12345u;
+			r.duration_s = (double)(seed % 100000000u) / 1e4 /
+				       (double)(1u << (seed >> 28));
+			r.bytes = (uint64_t)seed * 37u;
+		}
+		translog_format(&r, FERRY_LOG_TEXT, text, sizeof(text));
+		ck_assert_int_gt(translog_format(&r, FERRY_LOG_JSON, json,
+						 sizeof(json)), 0);
+		obj = json_loads(json, 0, &err);
+		ck_assert_msg(obj != NULL, "%s: %s", json, err.text);
+		d = strstr(text, "duration_s=");
+		ck_assert_ptr_nonnull(d);
+		ck_assert_int_eq(sscanf(d, "duration_s=%63s", want), 1);
+		snprintf(got, sizeof(got), "%.4f",
+			 json_number_value(json_object_get(obj, "duration_s")));
+		ck_assert_msg(strcmp(want, got) == 0, "duration %.17g: text %s, json %s",
+			      r.duration_s, want, got);
+		d = strstr(text, "mib_per_s=");
+		ck_assert_ptr_nonnull(d);
+		ck_assert_int_eq(sscanf(d, "mib_per_s=%63s", want), 1);
+		snprintf(got, sizeof(got), "%.2f",
+			 json_number_value(json_object_get(obj, "mib_per_s")));
+		ck_assert_msg(strcmp(want, got) == 0, "rate: text %s, json %s (%s)",
+			      want, got, json);
+		json_decref(obj);
+	}
+}
+END_TEST
+
 START_TEST(test_format_truncates_like_snprintf)
 {
 	static const enum log_format formats[] = { FERRY_LOG_TEXT,
@@ -691,6 +749,7 @@ static Suite *translog_suite(void)
 	tcase_add_test(tc, test_json_golden);
 	tcase_add_test(tc, test_json_not_utf8_mixed);
 	tcase_add_test(tc, test_json_utf8);
+	tcase_add_test(tc, test_json_reals_match_text);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("limits");

@@ -1,0 +1,123 @@
+/* Inside the transfer module: struct transfer, and what transfer.c and its
+ * two engines call of each other.
+ *
+ * Who includes it: transfer.c, engine_sendfile.c and engine_buffered.c, and
+ * nothing else (conn.c and server.c see struct transfer only through
+ * transfer.h). transfer.c opens the file, sets the range and the OK line,
+ * and starts an engine (the section "for transfer.c"); an engine moves the
+ * bytes and ends the request through the section "for the engines", or
+ * through transfer_fail (transfer.h). The engines call in turn conn.h's
+ * section "for transfer.c and the engines", and nothing of server.c.
+ */
+#ifndef FERRY_ENGINE_H
+#define FERRY_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <uv.h>
+
+#include "common/protocol.h"
+#include "daemon/config.h"
+
+struct budget;
+struct conn;
+struct root_ref;
+
+enum buf_state { BUF_FREE, BUF_READING, BUF_FULL, BUF_WRITING };
+
+/* The state of one request: see transfer.h for who allocates and frees
+ * it. */
+struct transfer {
+	struct conn *conn;
+	struct proto_request req;
+	char rel[FERRY_LINE_MAX];   /* req.path beneath the root */
+	enum transfer_mode mode;    /* copied at start: a reload changes */
+	uint64_t chunk_bytes;       /* nothing in flight */
+	uint64_t buffer_bytes;
+	struct root_ref *root;      /* the server's when the line came, used
+				     * by transfer_begin; a reference held
+				     * while the open job runs */
+	struct budget *budget;
+	uint64_t start_ns;
+	bool logged;
+
+	uv_work_t work;             /* open/list job, then sendfile jobs */
+	int file_fd;                /* -1 when none */
+	struct stat st;
+	int open_err;               /* negative errno from opening */
+	int job_err;                /* negative errno from the last send */
+	char *listing;
+	size_t listing_len;
+
+	uint64_t offset;            /* range being sent */
+	uint64_t length;
+	uint64_t sent;              /* file bytes handed to the kernel */
+	char header[96];            /* "OK LENGTH SIZE MTIME\n" */
+	size_t header_len;
+	size_t header_sent;
+	bool corked;
+	bool range_beyond;          /* OFFSET > SIZE: 416 */
+	uint64_t cached_until;      /* file bytes known in the page cache */
+
+	/* sendfile engine: what the last job did */
+	uint64_t job_bytes;
+	bool job_eof;
+
+	/* buffered engine: two buffers, read in turn, written in turn */
+	uv_fs_t read_req;
+	uv_write_t write_req;
+	uv_write_t header_req;
+	char *buf[2];
+	size_t buf_fill[2];
+	enum buf_state buf_state[2];
+	int next_read;
+	int next_write;
+	uint64_t read_pos;
+	bool file_eof;
+	bool header_writing;
+};
+
+/* ---- for transfer.c ---- */
+
+/* Counts jobs queued on the threadpool and not yet started, across all
+ * loops: +1 when one is queued, -1 when it starts or could not be queued.
+ * A sendfile job waits for a full socket only while no other job waits for
+ * a thread. */
+void engine_jobs_queued(int delta);
+
+/* The sendfile engine. sendfile_send sends what is left of the OK line and
+ * then file bytes, until the range is done, the job's budget is spent, the
+ * file ended early, or the socket stays full (the open job calls it with
+ * MAY_WAIT, on the threadpool, for a file's first send).
+ * sendfile_first_on_loop makes the first send on the loop when cachestat(2)
+ * finds the first window cached, else leaves it to a job once the socket is
+ * writable. sendfile_progress takes in what the last send did and goes on:
+ * done, failed, or more to send. */
+void sendfile_send(struct transfer *t, bool may_wait);
+void sendfile_first_on_loop(struct transfer *t);
+void sendfile_progress(struct transfer *t);
+
+/* The buffered engine: starts sending the range through two buffers. */
+void buffered_start(struct transfer *t);
+
+/* For the log: a buffer cut mid-write is partly in the kernel already;
+ * counts into T->sent what left the write queue, so bytes= matches what the
+ * client got. Nothing for a transfer that has no buffer being written. */
+void buffered_count_cut(struct transfer *t);
+
+/* ---- for the engines ---- */
+
+/* The whole range has been sent: logs 200 and goes on with the next
+ * request. */
+void transfer_done(struct transfer *t);
+
+/* The file ended before the range did: it shrank while being sent. Logs,
+ * 500 truncated, closes. */
+void transfer_shrank(struct transfer *t);
+
+/* A send or a read failed with ERR (a negative errno or UV_E* code): socket
+ * errors mean the client went away (499), anything else is ours (500). */
+void transfer_fail_errno(struct transfer *t, int err);
+
+#endif

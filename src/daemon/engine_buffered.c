@@ -1,0 +1,156 @@
+/* The buffered engine: uv_fs_read fills one buffer while uv_write sends the
+ * other; at most two buffers of buffer_bytes exist per transfer, whatever
+ * the file's size. See engine.h. */
+#include "daemon/engine.h"
+
+#include <stdlib.h>
+
+#include "daemon/conn.h"
+#include "daemon/transfer.h"
+
+static void buffered_pump(struct transfer *t);
+
+static void buffered_read_cb(uv_fs_t *req)
+{
+	struct transfer *t = req->data;
+	int i = t->next_read;
+	ssize_t n = req->result;
+
+	uv_fs_req_cleanup(req);
+	if (!conn_job_end(t->conn))
+		return;
+	if (n < 0) {
+		t->buf_state[i] = BUF_FREE;
+		transfer_fail_errno(t, (int)n == UV_EPIPE ? UV_EIO : (int)n);
+		return;
+	}
+	if (n == 0) {
+		t->buf_state[i] = BUF_FREE;
+		t->file_eof = true;
+	} else {
+		t->buf_fill[i] = (size_t)n;
+		t->buf_state[i] = BUF_FULL;
+		t->read_pos += (uint64_t)n;
+		t->next_read ^= 1;
+	}
+	buffered_pump(t);
+}
+
+static void buffered_write_cb(uv_write_t *req, int status)
+{
+	struct transfer *t = req->data;
+	int i = t->next_write;
+
+	if (conn_closing(t->conn))
+		return;
+	if (status < 0) {
+		transfer_fail_errno(t, status);
+		return;
+	}
+	t->sent += t->buf_fill[i];
+	t->buf_state[i] = BUF_FREE;
+	t->next_write ^= 1;
+	conn_progress(t->conn);
+	buffered_pump(t);
+}
+
+static void header_write_cb(uv_write_t *req, int status)
+{
+	struct transfer *t = req->data;
+
+	if (conn_closing(t->conn))
+		return;
+	t->header_writing = false;
+	if (status < 0) {
+		transfer_fail_errno(t, status);
+		return;
+	}
+	t->header_sent = t->header_len;
+	buffered_pump(t);
+}
+
+/* Starts the next read and the next write, if their buffers are ready, and
+ * ends the transfer when everything has been written. */
+static void buffered_pump(struct transfer *t)
+{
+	struct conn *c = t->conn;
+	uint64_t end = t->offset + t->length;
+	int i = t->next_read;
+	int j = t->next_write;
+	int rc;
+
+	if (!t->file_eof && t->read_pos < end && t->buf_state[i] == BUF_FREE) {
+		uint64_t want = end - t->read_pos;
+		uv_buf_t b;
+
+		if (want > t->buffer_bytes)
+			want = t->buffer_bytes;
+		if (t->buf[i] == NULL) {
+			t->buf[i] = malloc(t->buffer_bytes);
+			if (t->buf[i] == NULL) {
+				transfer_fail(t, 500, "out-of-memory");
+				return;
+			}
+		}
+		b = uv_buf_init(t->buf[i], (unsigned)want);
+		t->read_req.data = t;
+		rc = uv_fs_read(conn_stream(c)->loop, &t->read_req, t->file_fd,
+				&b, 1, (int64_t)t->read_pos, buffered_read_cb);
+		if (rc < 0) {
+			transfer_fail(t, 500, "read-failed");
+			return;
+		}
+		conn_job_begin(c);
+		t->buf_state[i] = BUF_READING;
+	}
+	if (t->buf_state[j] == BUF_FULL) {
+		uv_buf_t b = uv_buf_init(t->buf[j], (unsigned)t->buf_fill[j]);
+
+		t->write_req.data = t;
+		rc = uv_write(&t->write_req, conn_stream(c), &b, 1,
+			      buffered_write_cb);
+		if (rc < 0) {
+			transfer_fail_errno(t, rc);
+			return;
+		}
+		t->buf_state[j] = BUF_WRITING;
+	}
+	if (t->header_writing || t->buf_state[0] != BUF_FREE ||
+	    t->buf_state[1] != BUF_FREE)
+		return;
+	if (t->sent == t->length)
+		transfer_done(t);
+	else if (t->file_eof)
+		transfer_shrank(t);
+}
+
+void buffered_start(struct transfer *t)
+{
+	t->read_pos = t->offset;
+	if (t->header_len > 0) {
+		uv_buf_t b = uv_buf_init(t->header, (unsigned)t->header_len);
+		int rc;
+
+		t->header_req.data = t;
+		rc = uv_write(&t->header_req, conn_stream(t->conn), &b, 1,
+			      header_write_cb);
+		if (rc < 0) {
+			transfer_fail_errno(t, rc);
+			return;
+		}
+		t->header_writing = true;
+	}
+	buffered_pump(t);
+}
+
+void buffered_count_cut(struct transfer *t)
+{
+	if (t->buf_state[t->next_write] == BUF_WRITING && !t->header_writing) {
+		size_t fill = t->buf_fill[t->next_write];
+		size_t queued =
+			uv_stream_get_write_queue_size(conn_stream(t->conn));
+
+		t->sent += fill - (queued < fill ? queued : fill);
+		t->buf_state[t->next_write] = BUF_FREE;
+	}
+}

@@ -1,0 +1,288 @@
+/* The zero-copy engine. Each job runs on the threadpool: it sends what is
+ * left of the OK line, then calls sendfile(2) on the non-blocking socket
+ * until it has moved chunk_bytes, the range is done, or the socket is full
+ * (EAGAIN). A full socket never holds a thread: the loop waits for
+ * writability with a uv_poll_t and queues the next job then. A file that is
+ * not in the page cache blocks a pool thread in the disk read, never the
+ * loop; a window that cachestat(2) finds cached is sent from the loop
+ * itself. See engine.h, and LIBUV-NOTES for the rules it keeps. */
+#include "daemon/engine.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "daemon/conn.h"
+#include "daemon/transfer.h"
+#include "common/log.h"
+
+/* Linux moves at most this many bytes in one sendfile(2) call. */
+#define FERRY_SENDFILE_MAX 0x7ffff000ULL
+/* One sendfile job moves at most this many chunks, and waits for a full
+ * socket at most this long in all, before other jobs get the thread. */
+#define FERRY_JOB_CHUNKS 2
+/* How far ahead one cachestat(2) looks. */
+#define FERRY_CACHE_LOOKAHEAD (64ULL << 20)
+#define FERRY_JOB_WAIT_NS (2 * 1000 * 1000ULL)
+#ifndef __NR_cachestat
+#define FERRY_SYS_CACHESTAT 451 /* the same number on every architecture */
+#else
+#define FERRY_SYS_CACHESTAT __NR_cachestat
+#endif
+
+/* Jobs queued on the threadpool and not yet started, across all loops. */
+static atomic_int jobs_queued;
+
+static void sendfile_queue(struct transfer *t);
+
+void engine_jobs_queued(int delta)
+{
+	atomic_fetch_add(&jobs_queued, delta);
+}
+
+/* Corks the socket while a file is sent, so the OK line and the file's first
+ * bytes share segments and no partial segment leaves between sendfile calls
+ * (nginx's tcp_nopush); uncorking at the end flushes the tail at once. */
+static void set_cork(struct transfer *t, bool on)
+{
+	int v = on;
+
+	if (t->corked == on)
+		return;
+	if (setsockopt(conn_fd(t->conn), IPPROTO_TCP, TCP_CORK, &v,
+		       sizeof v) == 0)
+		t->corked = on;
+}
+
+/* Whether SOCK became writable before DEADLINE_NS: a job may wait for a
+ * fast client briefly instead of handing the socket back to the loop, but
+ * never long enough for a slow one to hold the thread. */
+static bool wait_writable(int sock, uint64_t deadline_ns)
+{
+	uint64_t now = uv_hrtime();
+	struct pollfd p = { .fd = sock, .events = POLLOUT };
+
+	/* Other jobs are waiting for a thread: give this one back. */
+	if (now >= deadline_ns || atomic_load(&jobs_queued) > 0)
+		return false;
+	return poll(&p, 1, (int)((deadline_ns - now + 999999) / 1000000)) > 0;
+}
+
+/* Sends what is left of the OK line and then file bytes, sendfile(2) calls
+ * of at most chunk_bytes each, until the range is done, the job's budget is
+ * spent, the file ended early, or the socket stays full. Runs on the
+ * threadpool, or on the loop for a cached window; the loop reads the results
+ * after the job. */
+void sendfile_send(struct transfer *t, bool may_wait)
+{
+	int sock = conn_fd(t->conn);
+	uint64_t moved = 0;
+	uint64_t budget = t->chunk_bytes * FERRY_JOB_CHUNKS;
+	uint64_t deadline_ns = may_wait ? uv_hrtime() + FERRY_JOB_WAIT_NS : 0;
+
+	t->job_err = 0;
+	t->job_eof = false;
+	/* Many windows to go: cork, so no partial segment leaves between
+	 * them. The raw form too: its close then sends the last bytes and the
+	 * FIN in one segment. */
+	if (!t->corked && (t->length - t->sent > budget ||
+			   (t->req.kind == PROTO_RAW && t->length > 0))) {
+		int on = 1;
+		if (setsockopt(sock, IPPROTO_TCP, TCP_CORK, &on, sizeof on) == 0)
+			t->corked = true;
+	}
+	while (t->header_sent < t->header_len) {
+		/* MSG_MORE: the OK line shares its segment with the file. */
+		ssize_t n = send(sock, t->header + t->header_sent,
+				 t->header_len - t->header_sent,
+				 MSG_NOSIGNAL | (t->length > 0 ? MSG_MORE : 0));
+		if (n >= 0) {
+			t->header_sent += (size_t)n;
+			continue;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN && wait_writable(sock, deadline_ns))
+			continue;
+		t->job_err = -errno;
+		goto out;
+	}
+	while (moved < budget && t->sent + moved < t->length) {
+		uint64_t want = t->length - t->sent - moved;
+		off_t off = (off_t)(t->offset + t->sent + moved);
+		ssize_t n;
+
+		if (want > t->chunk_bytes)
+			want = t->chunk_bytes;
+		if (want > FERRY_SENDFILE_MAX)
+			want = FERRY_SENDFILE_MAX;
+		n = sendfile(sock, t->file_fd, &off, want);
+		if (n > 0) {
+			moved += (uint64_t)n;
+			continue;
+		}
+		if (n == 0) {
+			/* End of file before the range's end: it shrank. */
+			t->job_eof = true;
+			break;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN && wait_writable(sock, deadline_ns))
+			continue;
+		t->job_err = -errno;
+		break;
+	}
+out:
+	t->job_bytes = moved;
+}
+
+static void sendfile_work_cb(uv_work_t *req)
+{
+	atomic_fetch_sub(&jobs_queued, 1);
+	sendfile_send(req->data, true);
+}
+
+/* Whether the file's next window (what one job would send) is in the page
+ * cache, by cachestat(2) (Linux 6.5). Then the loop sends it itself, as
+ * nginx does, with no trip through the pool; a file that is not cached, or a
+ * kernel without cachestat, goes to a job, so a disk read never stalls the
+ * loop. (Pages evicted between the check and the call would block the loop
+ * for that read: rare, and bounded by one window.) */
+static bool window_cached(struct transfer *t)
+{
+	static bool unsupported;
+	struct { uint64_t off, len; } range;
+	struct {
+		uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted,
+			nr_recently_evicted;
+	} cs;
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+	uint64_t left = t->length - t->sent;
+	uint64_t first, last;
+
+	if (unsupported || left == 0)
+		return !unsupported;
+	range.off = t->offset + t->sent;
+	if (range.off + t->chunk_bytes * FERRY_JOB_CHUNKS <= t->cached_until &&
+	    range.off < t->cached_until)
+		return true;
+	/* One look ahead serves many windows. */
+	range.len = FERRY_CACHE_LOOKAHEAD;
+	if (range.len > left)
+		range.len = left;
+	if (syscall(FERRY_SYS_CACHESTAT, t->file_fd, &range, &cs, 0) < 0) {
+		if (errno == ENOSYS || errno == EPERM)
+			unsupported = true;
+		return false;
+	}
+	first = range.off / page;
+	last = (range.off + range.len - 1) / page;
+	if (cs.nr_cache < last - first + 1)
+		return false;
+	t->cached_until = range.off + range.len;
+	return true;
+}
+
+/* The socket is writable (or failed: that shows up in the next sendfile). */
+static void sendfile_writable(struct transfer *t)
+{
+	if (window_cached(t)) {
+		sendfile_send(t, false);
+		sendfile_progress(t);
+		return;
+	}
+	conn_unwatch(t->conn);
+	sendfile_queue(t);
+}
+
+/* The whole range has been handed to the kernel. */
+static void sendfile_complete(struct transfer *t)
+{
+	conn_unwatch(t->conn);
+	/* A kept-alive answer is pushed now; the raw form's close pushes it. */
+	if (t->req.kind != PROTO_RAW)
+		set_cork(t, false);
+	transfer_done(t);
+}
+
+void sendfile_first_on_loop(struct transfer *t)
+{
+	if (window_cached(t))
+		sendfile_send(t, false);
+	else
+		t->job_err = -EAGAIN; /* a job, once writable */
+}
+
+/* Takes in what a sendfile job or a send on the loop did: done, failed, or
+ * more to send once the socket is writable (at once, when the budget ran out
+ * rather than the socket's space: the poll is level-triggered). */
+void sendfile_progress(struct transfer *t)
+{
+	struct conn *c = t->conn;
+	int rc;
+
+	t->sent += t->job_bytes;
+	t->job_bytes = 0;
+	if (t->sent > 0)
+		conn_progress(c);
+	if (t->header_sent == t->header_len && t->sent == t->length) {
+		sendfile_complete(t);
+		return;
+	}
+	if (t->job_eof) {
+		transfer_shrank(t);
+		return;
+	}
+	if (t->job_err < 0 && t->job_err != -EAGAIN &&
+	    t->job_err != -EWOULDBLOCK) {
+		transfer_fail_errno(t, t->job_err);
+		return;
+	}
+	/* The tcp handle neither reads nor writes while a file is sent:
+	 * LIBUV-NOTES' rules for the poll. */
+	rc = conn_watch_writable(c, sendfile_writable);
+	if (rc < 0) {
+		log_error("%s: cannot watch the socket: %s", conn_peer(c),
+			  uv_strerror(rc));
+		transfer_fail(t, 500, "poll-failed");
+	}
+}
+
+static void sendfile_after_cb(uv_work_t *req, int status)
+{
+	struct transfer *t = req->data;
+
+	(void)status;
+	if (!conn_job_end(t->conn)) {
+		t->sent += t->job_bytes;
+		return;
+	}
+	sendfile_progress(t);
+}
+
+static void sendfile_queue(struct transfer *t)
+{
+	struct conn *c = t->conn;
+	int rc;
+
+	t->work.data = t;
+	atomic_fetch_add(&jobs_queued, 1);
+	rc = uv_queue_work(conn_stream(c)->loop, &t->work, sendfile_work_cb,
+			   sendfile_after_cb);
+	if (rc < 0) {
+		atomic_fetch_sub(&jobs_queued, 1);
+		log_error("%s: cannot queue a sendfile job: %s", conn_peer(c),
+			  uv_strerror(rc));
+		transfer_fail(t, 500, "queue-failed");
+		return;
+	}
+	conn_job_begin(c);
+}

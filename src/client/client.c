@@ -817,7 +817,13 @@ static int open_output(struct client_job *j, const struct client_get_opts *o,
 			   0666);
 		if (*fd < 0)
 			return -errno;
-		rc = meta_write(j->meta, &m);
+		/* A small file is fetched again whole: no record, and none
+		 * left of another version. */
+		if (j->size < o->record_min_bytes)
+			rc = unlink(j->meta) < 0 && errno != ENOENT ? -errno
+								   : 0;
+		else
+			rc = meta_write(j->meta, &m);
 		if (rc < 0) {
 			close(*fd);
 			*fd = -1;
@@ -839,9 +845,9 @@ static int open_output(struct client_job *j, const struct client_get_opts *o,
 	return 0;
 }
 
-/* Makes a complete NAME.part ready to become NAME: the server's MTIME, on
- * disk. Closes FD. */
-static int seal(struct client_job *j, int fd)
+/* Makes a complete NAME.part ready to become NAME: the server's MTIME, and
+ * on disk unless the batch is synced at once (BATCH). Closes FD. */
+static int seal(struct client_job *j, int fd, bool batch)
 {
 	struct timespec ts[2] = { { 0, UTIME_NOW }, { (time_t)j->mtime, 0 } };
 	int rc = 0;
@@ -850,7 +856,7 @@ static int seal(struct client_job *j, int fd)
 		return 0;
 	if (j->direct)
 		return close(fd) < 0 ? -errno : 0;
-	if (futimens(fd, ts) < 0 || fsync(fd) < 0)
+	if (futimens(fd, ts) < 0 || (!batch && fsync(fd) < 0))
 		rc = -errno;
 	if (close(fd) < 0 && rc == 0)
 		rc = -errno;
@@ -877,6 +883,47 @@ static int drain(struct client_conn *c, uint64_t length)
 
 	return recv_exact(c, -1, NULL, length, &got, &write_failed, NULL,
 			  NULL, NULL);
+}
+
+/* Renames job J's part to NAME: CLIENT_DONE, or failed. */
+static void finish_job(struct client_job *j)
+{
+	int rc = install(j);
+
+	if (rc < 0)
+		fail(j, rc, CLIENT_STAGE_FINISH);
+	else
+		j->status = CLIENT_DONE;
+}
+
+/* With OPTS->batch_sync: one syncfs(2) puts every complete part of the
+ * batch on disk, then each becomes NAME. */
+static void finish_batch(struct client_job *jobs, size_t n,
+			 const struct client_get_opts *opts)
+{
+	size_t i;
+	int rc = 0, fd = -1;
+
+	for (i = 0; i < n; i++) {
+		struct client_job *j = &jobs[i];
+
+		if (j->status != CLIENT_PENDING || !j->received_all ||
+		    !j->verified)
+			continue;
+		if (fd < 0 && rc == 0 && j->dest != NULL && !j->direct) {
+			fd = open(j->part, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+			if (fd < 0 || syncfs(fd) < 0)
+				rc = -errno;
+		}
+		if (rc < 0)
+			fail(j, rc, CLIENT_STAGE_FINISH);
+		else
+			finish_job(j);
+		if (opts->finished != NULL)
+			opts->finished(opts->arg, j);
+	}
+	if (fd >= 0)
+		close(fd);
 }
 
 /* The answer to the SUM after job J's fetch: NAME when SUM agrees with
@@ -917,12 +964,11 @@ static int answer_sum(struct getter *g, struct client_job *j)
 		}
 		return 0;
 	}
-	rc = install(j);
-	if (rc < 0) {
-		fail(j, rc, CLIENT_STAGE_FINISH);
+	if (g->opts->batch_sync) {
+		j->verified = true;
 		return 0;
 	}
-	j->status = CLIENT_DONE;
+	finish_job(j);
 	return 0;
 }
 
@@ -1034,20 +1080,23 @@ static int answer(struct getter *g, const struct request *r)
 	}
 	if (hash != NULL && hash_end(hash, j->sha256) < 0) {
 		fail(j, -ENOMEM, CLIENT_STAGE_PART);
-		seal(j, fd);
+		seal(j, fd, o->batch_sync);
 		return 0;
 	}
-	rc = seal(j, fd);
-	if (rc == 0 && !o->verify)
+	rc = seal(j, fd, o->batch_sync);
+	if (rc == 0 && !o->verify && !o->batch_sync)
 		rc = install(j);
 	if (rc < 0) {
 		fail(j, rc, CLIENT_STAGE_FINISH);
 		return 0;
 	}
-	if (o->verify)
-		j->received_all = true; /* NAME waits for the SUM */
-	else
+	if (o->verify || o->batch_sync) {
+		/* NAME waits for the SUM, or for the batch's sync. */
+		j->received_all = true;
+		j->verified = !o->verify;
+	} else {
 		j->status = CLIENT_DONE;
+	}
 	return 0;
 }
 
@@ -1117,6 +1166,9 @@ int client_get(struct client_conn *c, struct client_job *jobs, size_t n,
 		if (rc != 0)
 			break;
 	}
+
+	if (opts->batch_sync)
+		finish_batch(jobs, n, opts);
 
 	/* The connection ended early: what is left shares the cause. */
 	for (i = head; i < g.tail && rc != 0; i++) {

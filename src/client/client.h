@@ -181,7 +181,8 @@ struct client_job {
 	struct client_meta rec; /* the .meta of the part being resumed */
 	bool resuming;
 	bool direct;            /* dest is a device or FIFO: written as is */
-	bool received_all;      /* --verify: sealed, waiting for SUM */
+	bool received_all;      /* sealed; NAME waits for SUM or the sync */
+	bool verified;          /* SUM agreed (or no --verify) */
 };
 
 /* Progress over all files: which one, and its bytes so far out of TOTAL
@@ -199,6 +200,13 @@ struct client_get_opts {
 	 * when digest, SIZE and MTIME agree; otherwise CLIENT_MISMATCH and
 	 * neither NAME nor the part is left. Whole files only. */
 	bool verify;
+	/* Parts of files smaller than this get no NAME.part.meta: cut off,
+	 * they are fetched again whole (0: every part has its record). */
+	uint64_t record_min_bytes;
+	/* Instead of an fsync per file, one syncfs(2) when the batch's
+	 * answers are in, then the renames: as safe (no NAME before its
+	 * bytes are on disk), far fewer flushes for many small files. */
+	bool batch_sync;
 	client_get_progress_fn progress; /* may be NULL */
 	/* Called once per job when it has its final status (may be NULL). */
 	void (*finished)(void *arg, const struct client_job *job);

@@ -386,7 +386,7 @@ static int get_main(int argc, char **argv)
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
-		int c = report_job(&jobs[i], opts.resume, quiet);
+		int c = report_job(&jobs[i], opts.resume, quiet, "resume with -c");
 
 		/* A failure outweighs a refusal. */
 		if (c > code)

@@ -26,7 +26,8 @@ static void report_mismatch(const struct client_job *j)
 		j->path, got, want);
 }
 
-int report_job(const struct client_job *j, bool resume, bool quiet)
+int report_job(const struct client_job *j, bool resume, bool quiet,
+	       const char *retry)
 {
 	const char *err = strerror(-j->err);
 	char timeout[64];
@@ -68,8 +69,9 @@ int report_job(const struct client_job *j, bool resume, bool quiet)
 			fprintf(stderr,
 				"ferry: %s: the server closed the connection "
 				"after %" PRIu64 " of %" PRIu64 " bytes; "
-				"%s.part is kept, resume with -c\n",
-				j->path, j->received, j->length, j->dest);
+				"%s.part is kept, %s\n",
+				j->path, j->received, j->length, j->dest,
+				retry);
 		else
 			fprintf(stderr,
 				"ferry: %s: the server closed the connection "

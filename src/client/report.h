@@ -16,8 +16,10 @@
 #define FERRY_EXIT_VERIFY 4 /* --verify: a digest or version mismatch */
 
 /* Says on stderr what became of job J (nothing for a plain success; with
- * RESUME, a restart is mentioned unless QUIET) and returns its exit code. */
-int report_job(const struct client_job *j, bool resume, bool quiet);
+ * RESUME, a restart is mentioned unless QUIET) and returns its exit code.
+ * RETRY says how to finish a cut-off part ("resume with -c"). */
+int report_job(const struct client_job *j, bool resume, bool quiet,
+	       const char *retry);
 
 /* Says on stderr why connecting to T failed (RC from client_connect, C
  * the conn it filled); returns FERRY_EXIT_FAILED. */

@@ -38,6 +38,9 @@
  * connection's pipeline full of small ones. */
 #define BATCH_FILES 64
 #define BATCH_BYTES (8ULL * 1024 * 1024)
+/* A part of a smaller file has no record: cut off, it is fetched again
+ * whole, which costs less than writing and removing a record for each. */
+#define SYNC_RECORD_MIN_BYTES (1024 * 1024)
 /* Failed files are listed one by one up to this many. */
 #define REPORT_MAX 20
 #define PROGRESS_INTERVAL_MS 100
@@ -673,6 +676,8 @@ static void *worker_main(void *arg)
 	memset(&opts, 0, sizeof(opts));
 	opts.resume = true;
 	opts.verify = r->o->verify;
+	opts.record_min_bytes = SYNC_RECORD_MIN_BYTES;
+	opts.batch_sync = true;
 	opts.progress = progress_cb;
 	opts.finished = finished_cb;
 	opts.arg = w;
@@ -966,7 +971,7 @@ static void report_failures(struct run *r)
 			aborted++;
 			worse(r, FERRY_EXIT_FAILED);
 		} else if (listed++ < REPORT_MAX) {
-			worse(r, report_job(j, true, true));
+			worse(r, report_job(j, true, true, "run ferry sync again"));
 		} else {
 			worse(r, j->status == CLIENT_MISMATCH
 					 ? FERRY_EXIT_VERIFY

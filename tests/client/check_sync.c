@@ -92,7 +92,8 @@ static void tree_dir(const char *rel)
 }
 
 /* root/tree: NDIRS x NSUB directories of NFILES small files each, plus
- * NBIG files of a few MiB at the top. Returns the total bytes. */
+ * NBIG files of a few MiB in zz/deep (deepest, so a sync, breadth first,
+ * fetches them last). Returns the total bytes. */
 static uint64_t make_tree(int ndirs, int nsub, int nfiles, int nbig)
 {
 	char rel[256];
@@ -100,10 +101,12 @@ static uint64_t make_tree(int ndirs, int nsub, int nfiles, int nbig)
 	int i, k, f;
 
 	tree_dir("");
+	tree_dir("zz");
+	tree_dir("zz/deep");
 	for (i = 0; i < nbig; i++) {
 		uint64_t size = 3 * MIB + (uint64_t)i * 100003;
 
-		snprintf(rel, sizeof(rel), "big%d", i);
+		snprintf(rel, sizeof(rel), "zz/deep/big%d", i);
 		tree_file(rel, size, H_MTIME - i);
 		total += size;
 	}
@@ -460,13 +463,15 @@ END_TEST
 /* ---- interruptions ------------------------------------------------------ */
 
 /* Starts "ferry sync -q -j 2 --limit-rate 4M TARGET /tree copy" and
- * waits until copy/big0 is complete. */
+ * waits until the first big file is on its way (the small ones, fetched
+ * before, are then mostly done). */
 static pid_t start_slow_sync(void)
 {
 	static struct cli_spawn sp;
 	const char *args[] = { "sync", "-q", "-j", "2", "--limit-rate", "4M",
 			       target(), "/tree", "copy", NULL };
 	int64_t deadline = h_now_ms() + WAIT_MS;
+	struct stat st;
 	pid_t pid;
 
 	sp.out_fd = cli_open_capture("ferry.out");
@@ -474,11 +479,14 @@ static pid_t start_slow_sync(void)
 	pid = cli_spawn(args, &sp);
 	close(sp.out_fd);
 	close(sp.err_fd);
-	while (access(cli_out_path("copy/big0"), F_OK) < 0) {
+	while (stat(cli_out_path("copy/zz/deep/big0.part"), &st) < 0 ||
+	       st.st_size < MIB) {
 		ck_assert_msg(h_now_ms() < deadline,
-			      "copy/big0 did not arrive in %d ms", WAIT_MS);
+			      "big0.part did not reach 1 MiB in %d ms",
+			      WAIT_MS);
 		ck_assert_msg(waitpid(pid, NULL, WNOHANG) == 0,
-			      "ferry sync ended before copy/big0 arrived");
+			      "ferry sync ended before big0.part reached "
+			      "1 MiB");
 		cli_pause_ms(5);
 	}
 	return pid;
@@ -486,8 +494,8 @@ static pid_t start_slow_sync(void)
 
 /* Collects the files below out/LOCAL that are complete (their twin in
  * the tree has their size, mtime and bytes: a NAME is never anything
- * else) into NAMES, their bytes into *DONE, and the bytes the parts hold
- * into *PARTS. Returns the count. */
+ * else) into NAMES, their bytes into *DONE, and the bytes the parts that
+ * can be continued hold into *PARTS. Returns the count. */
 static size_t complete_files(const char *local, char ***names, uint64_t *done,
 			     uint64_t *parts)
 {
@@ -513,7 +521,12 @@ static size_t complete_files(const char *local, char ***names, uint64_t *done,
 		snprintf(path, sizeof(path), "%s/%s", cli_out_path(local), rel);
 		ck_assert_int_eq(stat(path, &st), 0);
 		if (len > 5 && strcmp(rel + len - 5, ".part") == 0) {
-			*parts += (uint64_t)st.st_size;
+			/* Only a part with its record is continued; sync
+			 * keeps none for files under 1 MiB. */
+			snprintf(path + strlen(path), sizeof(path) - strlen(path),
+				 ".meta");
+			if (access(path, F_OK) == 0)
+				*parts += (uint64_t)st.st_size;
 			continue;
 		}
 		if (len > 10 && strcmp(rel + len - 10, ".part.meta") == 0)

@@ -9,7 +9,7 @@
  * ("mode=sendfile"), their path and bytes.
  *
  * Tests that need ferryd to answer SUM (sync --checksum, sync --verify) are
- * marked "needs SUM" below. */
+ * marked "needs SUM" below and tagged "sum". */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -852,15 +852,17 @@ END_TEST
 struct test {
 	const char *name;
 	const TTest *const *fn;
+	bool needs_sum;
 };
-#define T(f) { #f, &f }
+#define T(f) { #f, &f, false }
+#define T_SUM(f) { #f, &f, true }
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 static const struct test daemon_tests[] = {
 	T(sync_tree),	       T(sync_jobs_agree),   T(sync_dry_run),
 	T(sync_odd_names),     T(sync_interrupted),  T(sync_server_killed),
 	T(sync_unwritable),    T(sync_disk_full),    T(sync_limit_rate),
-	T(sync_checksum),      T(sync_verify),
+	T_SUM(sync_checksum),  T_SUM(sync_verify),
 };
 static const struct test cli_tests[] = {
 	T(sync_hostile_names),
@@ -884,6 +886,12 @@ static Suite *sync_suite(void)
 				     modes[m]) < 0)
 				abort();
 			tc = tcase_create(names[used++]);
+			/* "sum": needs ferryd's SUM (CK_EXCLUDE_TAGS=sum
+			 * leaves it out, against a ferryd without it). */
+			tcase_set_tags(tc, daemon_tests[i].needs_sum
+						   ? (m == 0 ? "sendfile sum"
+							     : "buffered sum")
+						   : modes[m]);
 			tcase_add_checked_fixture(tc, m == 0 ? setup_sendfile
 							     : setup_buffered,
 						  teardown_daemon);

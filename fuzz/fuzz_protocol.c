@@ -51,6 +51,9 @@ static size_t canonical_request(const struct proto_request *r)
 		n = 4;
 		if (r->path_len == 0)
 			return n;
+	} else if (r->kind == PROTO_SUM) {
+		memcpy(canon, "SUM", 3);
+		n = 3;
 	} else {
 		memcpy(canon, "GET", 3);
 		n = 3;
@@ -69,7 +72,7 @@ static size_t canonical_request(const struct proto_request *r)
 }
 
 /* The request parser: its result is well formed, and the canonical
- * spelling of a GET or LIST parses back to the same request. */
+ * spelling of a GET, LIST or SUM parses back to the same request. */
 static void check_request(const char *line, size_t len)
 {
 	size_t n;
@@ -97,6 +100,7 @@ static void check_request(const char *line, size_t len)
 		FUZZ_CHECK(memcmp(req.path, line, len) == 0);
 		FUZZ_CHECK(!starts_with(line, len, "GET "));
 		FUZZ_CHECK(!starts_with(line, len, "LIST "));
+		FUZZ_CHECK(!starts_with(line, len, "SUM "));
 		FUZZ_CHECK(!(len == 4 && starts_with(line, len, "LIST")));
 		return;
 	}

@@ -565,19 +565,6 @@ int client_sha256_file(const char *path,
 	return hash_end(hash, digest);
 }
 
-void client_format_sha256(char out[2 * FERRY_SHA256_BYTES + 1],
-			  const unsigned char digest[FERRY_SHA256_BYTES])
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t i;
-
-	for (i = 0; i < FERRY_SHA256_BYTES; i++) {
-		out[2 * i] = hex[digest[i] >> 4];
-		out[2 * i + 1] = hex[digest[i] & 15];
-	}
-	out[2 * FERRY_SHA256_BYTES] = '\0';
-}
-
 /* ---- resume records ----------------------------------------------------- */
 
 int client_meta_format(char *buf, size_t cap, const struct client_meta *m)

@@ -110,9 +110,6 @@ int client_list(struct client_conn *c, const char *dir,
  * following a final symlink). 0 or -errno. */
 int client_sha256_file(const char *path,
 		       unsigned char digest[FERRY_SHA256_BYTES]);
-/* 64 lowercase hex digits and a NUL into OUT. */
-void client_format_sha256(char out[2 * FERRY_SHA256_BYTES + 1],
-			  const unsigned char digest[FERRY_SHA256_BYTES]);
 
 /* ---- fetching files: GET with NAME.part and resume ---------------------- */
 

@@ -19,8 +19,8 @@ static void report_mismatch(const struct client_job *j)
 			j->path);
 		return;
 	}
-	client_format_sha256(got, j->sha256);
-	client_format_sha256(want, j->server_sha256);
+	proto_format_sha256(got, j->sha256);
+	proto_format_sha256(want, j->server_sha256);
 	fprintf(stderr, "ferry: %s: verification failed: received SHA-256 %s, "
 			"the server's is %s; nothing kept\n",
 		j->path, got, want);

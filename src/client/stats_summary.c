@@ -241,9 +241,11 @@ static int mode_rank(const char *name)
 		return 1;
 	if (strcmp(name, "list") == 0)
 		return 2;
+	if (strcmp(name, "sum") == 0)
+		return 3;
 	if (strcmp(name, "-") == 0)
-		return 4;
-	return 3;
+		return 5;
+	return 4;
 }
 
 static int cmp_mode(const void *a, const void *b)

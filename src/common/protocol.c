@@ -182,6 +182,19 @@ static int parse_get(const char *args, size_t len, struct proto_request *req)
 	return 0;
 }
 
+/* The arguments of "LIST DIR" and "SUM PATH": exactly one field, so an
+ * OFFSET after a SUM's path is a bad request. */
+static int parse_one_path(const char *args, size_t len,
+			  struct proto_request *req)
+{
+	const char *field[1];
+	size_t field_len[1];
+
+	if (split_fields(args, len, field, field_len, 1) != 1)
+		return 400;
+	return decode_path(field[0], field_len[0], req);
+}
+
 int proto_parse_line(const char *line, size_t len, struct proto_request *req)
 {
 	req->kind = PROTO_RAW;
@@ -205,13 +218,12 @@ int proto_parse_line(const char *line, size_t len, struct proto_request *req)
 		return 0;
 	}
 	if (len >= 5 && memcmp(line, "LIST ", 5) == 0) {
-		const char *field[1];
-		size_t field_len[1];
-
 		req->kind = PROTO_LIST;
-		if (split_fields(line + 5, len - 5, field, field_len, 1) != 1)
-			return 400;
-		return decode_path(field[0], field_len[0], req);
+		return parse_one_path(line + 5, len - 5, req);
+	}
+	if (len >= 4 && memcmp(line, "SUM ", 4) == 0) {
+		req->kind = PROTO_SUM;
+		return parse_one_path(line + 4, len - 4, req);
 	}
 
 	req->kind = PROTO_RAW;
@@ -270,6 +282,30 @@ int proto_format_err(char *buf, size_t cap, int code, const char *reason)
 	if (reason == NULL)
 		reason = proto_reason(code);
 	return snprintf(buf, cap, "ERR %d %s\n", code, reason);
+}
+
+void proto_format_sha256(char out[2 * FERRY_SHA256_BYTES + 1],
+			 const unsigned char digest[FERRY_SHA256_BYTES])
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < FERRY_SHA256_BYTES; i++) {
+		out[2 * i] = hex[digest[i] >> 4];
+		out[2 * i + 1] = hex[digest[i] & 0xf];
+	}
+	out[2 * FERRY_SHA256_BYTES] = '\0';
+}
+
+int proto_format_ok_sum(char *buf, size_t cap,
+			const unsigned char digest[FERRY_SHA256_BYTES],
+			uint64_t size, int64_t mtime)
+{
+	char text[2 * FERRY_SHA256_BYTES + 1];
+
+	proto_format_sha256(text, digest);
+	return snprintf(buf, cap, "OK sha256 %s %" PRIu64 " %" PRId64 "\n",
+			text, size, mtime);
 }
 
 static int parse_err_reply(const char *s, size_t len, struct proto_reply *rep)

@@ -24,6 +24,7 @@ enum proto_kind {
 	PROTO_RAW,  /* the whole line is a path; answer is the bare file */
 	PROTO_GET,  /* GET PATH [OFFSET [LENGTH]] */
 	PROTO_LIST, /* LIST [DIR] */
+	PROTO_SUM,  /* SUM PATH: the file's SHA-256, no body */
 };
 
 struct proto_request {
@@ -66,6 +67,18 @@ int proto_format_ok(char *buf, size_t cap, uint64_t length, uint64_t size,
 int proto_format_ok_list(char *buf, size_t cap, uint64_t length);
 int proto_format_err(char *buf, size_t cap, int code, const char *reason);
 
+#define FERRY_SHA256_BYTES 32
+
+/* DIGEST as 64 lowercase hex digits and a NUL, as sha256sum prints it. */
+void proto_format_sha256(char out[2 * FERRY_SHA256_BYTES + 1],
+			 const unsigned char digest[FERRY_SHA256_BYTES]);
+
+/* Formats "OK sha256 HEX SIZE MTIME\n", HEX the 64 lowercase hex digits of
+ * DIGEST. Returns the length written (snprintf semantics). */
+int proto_format_ok_sum(char *buf, size_t cap,
+			const unsigned char digest[FERRY_SHA256_BYTES],
+			uint64_t size, int64_t mtime);
+
 /* A server's reply line, for clients. */
 struct proto_reply {
 	bool ok;
@@ -92,7 +105,6 @@ int proto_parse_entry(const char *line, size_t len, struct proto_entry *ent);
 /* The answer to "SUM PATH", for clients: "OK sha256 HEX SIZE MTIME" (HEX
  * 64 lowercase hex digits, SIZE and MTIME as in GET's OK line) or "ERR CODE
  * REASON" (then only ok, code and reason are set). */
-#define FERRY_SHA256_BYTES 32
 struct proto_sum_reply {
 	bool ok;
 	int code;

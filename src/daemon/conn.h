@@ -3,8 +3,9 @@
  *
  * Who calls it: server.c makes connections, walks them and drains or cuts
  * them at shutdown (the section "for server.c"); transfer.c and its engines
- * write on the connection's socket and report back (the section "for
- * transfer.c and the engines"). Nothing else. conn.c calls in turn
+ * (engine_sum.c among them) write on the connection's socket and report
+ * back (the section "for transfer.c, the engines and engine_sum.c").
+ * Nothing else. conn.c calls in turn
  * server.h's section "for conn.c" (limits, settings, the root and the
  * budget), transfer.h's section "for conn.c" (a request's life), budget.h,
  * clients.h and translog.h.
@@ -60,7 +61,7 @@ bool conn_cut(struct conn *c);
 /* "[::1]:7070" / "127.0.0.1:7070" for an address. */
 void conn_format_addr(const struct sockaddr *sa, char *out, size_t cap);
 
-/* ---- for transfer.c and the engines ---- */
+/* ---- for transfer.c, the engines and engine_sum.c ---- */
 
 /* The stream to write answers on (the tcp handle); its loop is the
  * connection's. Not to be read or written while conn_watch_writable's poll

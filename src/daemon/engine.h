@@ -1,13 +1,17 @@
 /* Inside the transfer module: struct transfer, and what transfer.c and its
- * two engines call of each other.
+ * engines call of each other.
  *
- * Who includes it: transfer.c, engine_sendfile.c and engine_buffered.c, and
- * nothing else (conn.c and server.c see struct transfer only through
- * transfer.h). transfer.c opens the file, sets the range and the OK line,
- * and starts an engine (the section "for transfer.c"); an engine moves the
- * bytes and ends the request through the section "for the engines", or
- * through transfer_fail (transfer.h). The engines call in turn conn.h's
- * section "for transfer.c and the engines", and nothing of server.c.
+ * Who includes it: transfer.c, engine_sendfile.c, engine_buffered.c and
+ * engine_sum.c, and nothing else (conn.c and server.c see struct transfer
+ * only through transfer.h). transfer.c opens the file, sets the range and
+ * the OK line, and starts an engine (the section "for transfer.c"); an
+ * engine moves the bytes (the sendfile and buffered engines, "the
+ * engines" below) and ends the request through the section "for the
+ * engines", or through transfer_fail (transfer.h); engine_sum.c hashes
+ * them, for SUM, and ends the request through the section "for
+ * engine_sum.c". The engines call in turn conn.h's
+ * section "for transfer.c, the engines and engine_sum.c", and nothing of
+ * server.c.
  */
 #ifndef FERRY_ENGINE_H
 #define FERRY_ENGINE_H
@@ -23,6 +27,7 @@
 struct budget;
 struct conn;
 struct root_ref;
+struct sum_state;
 
 enum buf_state { BUF_FREE, BUF_READING, BUF_FULL, BUF_WRITING };
 
@@ -52,8 +57,10 @@ struct transfer {
 
 	uint64_t offset;            /* range being sent */
 	uint64_t length;
-	uint64_t sent;              /* file bytes handed to the kernel */
-	char header[96];            /* "OK LENGTH SIZE MTIME\n" */
+	uint64_t sent;              /* file bytes handed to the kernel;
+				     * for SUM, bytes hashed */
+	char header[128];           /* "OK LENGTH SIZE MTIME\n", or
+				     * "OK sha256 HEX SIZE MTIME\n" */
 	size_t header_len;
 	size_t header_sent;
 	bool corked;
@@ -76,15 +83,20 @@ struct transfer {
 	uint64_t read_pos;
 	bool file_eof;
 	bool header_writing;
+
+	/* SUM: the hash in progress (engine_sum.c's), or NULL */
+	struct sum_state *sum;
 };
 
-/* ---- for transfer.c ---- */
+/* ---- for transfer.c and engine_sum.c ---- */
 
 /* Counts jobs queued on the threadpool and not yet started, across all
  * loops: +1 when one is queued, -1 when it starts or could not be queued.
  * A sendfile job waits for a full socket only while no other job waits for
  * a thread. */
 void engine_jobs_queued(int delta);
+
+/* ---- for transfer.c ---- */
 
 /* The sendfile engine. sendfile_send sends what is left of the OK line and
  * then file bytes, until the range is done, the job's budget is spent, the
@@ -105,6 +117,22 @@ void buffered_start(struct transfer *t);
  * counts into T->sent what left the write queue, so bytes= matches what the
  * client got. Nothing for a transfer that has no buffer being written. */
 void buffered_count_cut(struct transfer *t);
+
+/* The SUM engine (engine_sum.c), for a SUM whose file is open (T->file_fd,
+ * T->st): answers "OK sha256 HEX SIZE MTIME" from the digest cache, or
+ * hashes the file in threadpool jobs first (T->sent counts the bytes
+ * hashed; 0 for a cached digest). An error is answered through
+ * conn_reply_error. sum_free frees what the hash held; transfer_free calls
+ * it. */
+void sum_start(struct transfer *t);
+void sum_free(struct transfer *t);
+
+/* ---- for engine_sum.c ---- */
+
+/* Writes T's whole answer, the line in T->header (and T->listing, for
+ * LIST), then ends the request as transfer_done does; a failed write ends
+ * it as transfer_fail_errno. */
+void transfer_write_answer(struct transfer *t);
 
 /* ---- for the engines ---- */
 

@@ -1,6 +1,7 @@
 /* Answering one request: the open job, the range, the OK line, LIST, the
  * transfer log line, freeing. The engines that move a file's bytes are
- * engine_sendfile.c and engine_buffered.c. See transfer.h and engine.h. */
+ * engine_sendfile.c and engine_buffered.c; engine_sum.c answers SUM. See
+ * transfer.h and engine.h. */
 #include "daemon/transfer.h"
 
 #include <errno.h>
@@ -31,6 +32,8 @@ static const char *mode_name(const struct transfer *t)
 {
 	if (t->req.kind == PROTO_LIST)
 		return "list";
+	if (t->req.kind == PROTO_SUM)
+		return "sum";
 	return t->mode == FERRY_MODE_SENDFILE ? "sendfile" : "buffered";
 }
 
@@ -99,9 +102,9 @@ void transfer_fail_errno(struct transfer *t, int err)
 	}
 }
 
-/* ---- LIST ---- */
+/* ---- answers written whole: LIST, SUM ---- */
 
-static void listing_write_cb(uv_write_t *req, int status)
+static void answer_write_cb(uv_write_t *req, int status)
 {
 	struct transfer *t = req->data;
 
@@ -111,24 +114,29 @@ static void listing_write_cb(uv_write_t *req, int status)
 		transfer_fail_errno(t, status);
 		return;
 	}
-	t->sent = t->listing_len;
+	t->sent += t->listing_len;
 	transfer_done(t);
 }
 
-static void listing_send(struct transfer *t)
+void transfer_write_answer(struct transfer *t)
 {
 	uv_buf_t b[2];
 	int rc;
 
-	t->header_len = (size_t)proto_format_ok_list(t->header, sizeof t->header,
-						     t->listing_len);
 	b[0] = uv_buf_init(t->header, (unsigned)t->header_len);
 	b[1] = uv_buf_init(t->listing, (unsigned)t->listing_len);
 	t->write_req.data = t;
 	rc = uv_write(&t->write_req, conn_stream(t->conn), b,
-		      t->listing_len > 0 ? 2 : 1, listing_write_cb);
+		      t->listing_len > 0 ? 2 : 1, answer_write_cb);
 	if (rc < 0)
 		transfer_fail_errno(t, rc);
+}
+
+static void listing_send(struct transfer *t)
+{
+	t->header_len = (size_t)proto_format_ok_list(t->header, sizeof t->header,
+						     t->listing_len);
+	transfer_write_answer(t);
 }
 
 /* ---- opening ---- */
@@ -175,6 +183,8 @@ static void open_work_cb(uv_work_t *req)
 	}
 	t->file_fd = fd;
 	t->open_err = 0;
+	if (t->req.kind == PROTO_SUM)
+		return;
 	if (range_set(t) < 0)
 		return;
 	/* Small files end here: one trip through the pool per request. */
@@ -238,6 +248,10 @@ static void opened(struct transfer *t)
 		listing_send(t);
 		return;
 	}
+	if (t->req.kind == PROTO_SUM) {
+		sum_start(t);
+		return;
+	}
 	if (t->range_beyond) {
 		conn_reply_error(c, 416, "offset-beyond-end");
 		return;
@@ -251,13 +265,15 @@ static void opened(struct transfer *t)
 /* The fast path for a hot file: opened on the loop from the kernel's caches
  * (RESOLVE_CACHED) and, when cachestat finds its first window cached, sent
  * from the loop too, with no trip through the pool. Anything that would
- * wait for the disk goes to the pool instead. Returns false when the open
- * job must do it. */
+ * wait for the disk goes to the pool instead. A SUM takes it in both modes:
+ * a cached digest is then answered with no trip through the pool either.
+ * Returns false when the open job must do it. */
 static bool open_on_loop(struct transfer *t)
 {
 	int fd;
 
-	if (t->req.kind == PROTO_LIST || t->mode != FERRY_MODE_SENDFILE)
+	if (t->req.kind == PROTO_LIST ||
+	    (t->mode != FERRY_MODE_SENDFILE && t->req.kind != PROTO_SUM))
 		return false;
 	fd = path_open_file_cached(root_fd(t->root), t->rel, &t->st);
 	if (fd == -EAGAIN)
@@ -265,7 +281,7 @@ static bool open_on_loop(struct transfer *t)
 	if (fd >= 0) {
 		t->file_fd = fd;
 		budget_take(t->budget, 1);
-		if (range_set(t) == 0)
+		if (t->req.kind != PROTO_SUM && range_set(t) == 0)
 			sendfile_first_on_loop(t);
 	}
 	t->open_err = fd < 0 ? fd : 0;
@@ -349,5 +365,6 @@ void transfer_free(struct transfer *t)
 	free(t->buf[0]);
 	free(t->buf[1]);
 	free(t->listing);
+	sum_free(t);
 	free(t);
 }

@@ -1,12 +1,13 @@
 /* Answering one request: opening the file (or building a listing) on the
  * threadpool, the range, the OK line, and the two engines that move the
  * bytes: sendfile(2) jobs on the threadpool, or uv_fs_read + uv_write through
- * two bounded buffers.
+ * two bounded buffers; for SUM, engine_sum.c hashes the file instead.
  *
  * Who calls it: conn.c (the section "for conn.c"), for each request line
  * it reads; the engines call transfer_fail too. transfer.c and its engines
- * call in turn conn.h's section "for transfer.c and the engines" (the
- * socket, jobs, progress, and answer/finish/fail), engine.h, budget.h,
+ * call in turn conn.h's section "for transfer.c, the engines and
+ * engine_sum.c" (the socket, jobs, progress, and answer/finish/fail),
+ * engine.h, budget.h,
  * root.h, path.h, listing.h and translog.h; never server.c. The
  * settings a transfer needs from the configuration, the root and the
  * budget come from conn.c in struct transfer_settings. struct transfer is

@@ -1132,7 +1132,7 @@ START_TEST(verify_fake_server)
 
 	ck_assert_int_eq(client_sha256_file(h_root_path(&d, "small.bin"),
 					    digest), 0);
-	client_format_sha256(hex, digest);
+	proto_format_sha256(hex, digest);
 
 	/* The right digest: small.bin, and nothing else. */
 	snprintf(line, sizeof(line), "OK sha256 %s %d %d\n", hex,

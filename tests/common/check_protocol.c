@@ -129,6 +129,45 @@ START_TEST(list_forms)
 }
 END_TEST
 
+START_TEST(sum_forms)
+{
+	ck_assert_int_eq(parse("SUM /big.iso"), 0);
+	ck_assert_int_eq(req.kind, PROTO_SUM);
+	assert_path("/big.iso");
+	ck_assert_uint_eq(req.offset, 0);
+	ck_assert(!req.has_length);
+
+	ck_assert_int_eq(parse("SUM a/b%20c%25"), 0);
+	ck_assert_int_eq(req.kind, PROTO_SUM);
+	assert_path("a/b c%");
+
+	ck_assert_int_eq(parse("SUM /x\r"), 0);
+	ck_assert_int_eq(req.kind, PROTO_SUM);
+	assert_path("/x");
+
+	/* Offsets left by an earlier GET do not leak into a SUM. */
+	ck_assert_int_eq(parse("GET /a 5 6"), 0);
+	ck_assert_int_eq(parse("SUM /a"), 0);
+	ck_assert_uint_eq(req.offset, 0);
+	ck_assert(!req.has_length);
+}
+END_TEST
+
+START_TEST(raw_sum_lookalikes)
+{
+	/* Only "SUM " starts a SUM: the rest is the raw form, as with GET. */
+	static const char *const raw[] = { "SUM", "SUMx", "sum /a", "/SUM x",
+					   "SUM\t/a" };
+	size_t i;
+
+	for (i = 0; i < sizeof(raw) / sizeof(raw[0]); i++) {
+		ck_assert_int_eq(parse(raw[i]), 0);
+		ck_assert_int_eq(req.kind, PROTO_RAW);
+		assert_path(raw[i]);
+	}
+}
+END_TEST
+
 START_TEST(crlf)
 {
 	ck_assert_int_eq(parse("GET /a\r"), 0);
@@ -231,6 +270,14 @@ static const char *const bad_lines[] = {
 	"GET /a 0 9223372036854775808",
 	"GET /a 0 000000000000000000001",
 	"GET /a 1\t2",
+	"SUM ",			/* no path */
+	"SUM /a 0",		/* an OFFSET: SUM takes the path only */
+	"SUM /a 0 1",
+	"SUM  /a",		/* two spaces */
+	"SUM /a ",
+	"SUM /a%zz",
+	"SUM /a%00",
+	"SUM /a\tb",
 };
 
 START_TEST(bad_line)
@@ -426,6 +473,36 @@ START_TEST(format_ok)
 	/* snprintf semantics: the full length, a truncated string. */
 	ck_assert_int_eq(proto_format_ok_list(buf, 4, 12345), 9);
 	ck_assert_str_eq(buf, "OK ");
+}
+END_TEST
+
+START_TEST(format_ok_sum)
+{
+	unsigned char digest[FERRY_SHA256_BYTES];
+	char buf[160], small[8];
+	size_t i;
+
+	for (i = 0; i < sizeof(digest); i++)
+		digest[i] = (unsigned char)(i * 0x11 + 0x0f);
+	ck_assert_int_eq(proto_format_ok_sum(buf, sizeof(buf), digest, 3000,
+					     1764000000), 91);
+	ck_assert_str_eq(buf, "OK sha256 "
+			      "0f20314253647586"
+			      "97a8b9cadbecfd0e"
+			      "1f30415263748596"
+			      "a7b8c9daebfc0d1e"
+			      " 3000 1764000000\n");
+
+	memset(digest, 0, sizeof(digest));
+	proto_format_ok_sum(buf, sizeof(buf), digest, 0, -1);
+	ck_assert_str_eq(buf, "OK sha256 "
+			      "0000000000000000000000000000000000000000000000000000000000000000"
+			      " 0 -1\n");
+
+	/* snprintf semantics. */
+	ck_assert_int_eq(proto_format_ok_sum(small, sizeof(small), digest, 0, 0),
+			 79);
+	ck_assert_str_eq(small, "OK sha2");
 }
 END_TEST
 
@@ -681,6 +758,8 @@ static Suite *protocol_suite(void)
 	tcase_add_test(tc, get_forms);
 	tcase_add_test(tc, get_resets_previous);
 	tcase_add_test(tc, list_forms);
+	tcase_add_test(tc, sum_forms);
+	tcase_add_test(tc, raw_sum_lookalikes);
 	tcase_add_test(tc, crlf);
 	tcase_add_test(tc, escapes_decoded);
 	suite_add_tcase(s, tc);
@@ -704,6 +783,7 @@ static Suite *protocol_suite(void)
 
 	tc = tcase_create("replies");
 	tcase_add_test(tc, format_ok);
+	tcase_add_test(tc, format_ok_sum);
 	tcase_add_test(tc, format_err);
 	tcase_add_loop_test(tc, error_codes, 0, COUNT(error_table));
 	tcase_add_test(tc, reasons);

@@ -39,31 +39,11 @@ static struct h_daemon d;
 
 /* ---- fixture ----------------------------------------------------------- */
 
-static void setup_mode(const char *mode)
-{
-	fixture_start(&d, mode);
-}
-
-static void setup_sendfile(void)
-{
-	setup_mode("sendfile");
-}
-
-static void setup_buffered(void)
-{
-	setup_mode("buffered");
-}
-
 static void setup_cli(void)
 {
 	int rc = h_setup(&d, "sendfile");
 
 	ck_assert_msg(rc == 0, "test dir: %s", h_strerror(rc));
-}
-
-static void teardown_daemon(void)
-{
-	fixture_teardown(&d, STOP_MS);
 }
 
 static void teardown_cli(void)
@@ -1343,13 +1323,7 @@ END_TEST
 
 /* ---- suite ------------------------------------------------------------- */
 
-struct test {
-	const char *name;
-	const TTest *const *fn; /* START_TEST makes a pointer variable */
-	int timeout_s;
-};
-
-static const struct test daemon_tests[] = {
+static const struct fixture_test daemon_tests[] = {
 	{ "raw_fetch", &raw_fetch, 30 },
 	{ "raw_big", &raw_big, 120 },
 	{ "raw_half_close", &raw_half_close, 30 },
@@ -1380,7 +1354,7 @@ static const struct test daemon_tests[] = {
 	{ "sighup_reopens_translog", &sighup_reopens_translog, 30 },
 };
 
-static const struct test cli_tests[] = {
+static const struct fixture_test cli_tests[] = {
 	{ "cli_check_good", &cli_check_good, 30 },
 	{ "cli_check_bad_values", &cli_check_bad_values, 30 },
 	{ "cli_check_syntax_error", &cli_check_syntax_error, 30 },
@@ -1388,36 +1362,13 @@ static const struct test cli_tests[] = {
 	{ "cli_usage", &cli_usage, 30 },
 };
 
-/* Names must outlive the runner; they are freed with it. */
-static char *names[2 * COUNT(daemon_tests)];
-static size_t names_used;
-
 static Suite *daemon_suite(void)
 {
-	static const char *const modes[] = { "sendfile", "buffered" };
 	Suite *s = suite_create("daemon");
-	size_t m, i;
+	size_t i;
 
-	for (m = 0; m < COUNT(modes); m++) {
-		for (i = 0; i < COUNT(daemon_tests); i++) {
-			TCase *tc;
-			char *name;
-
-			if (asprintf(&name, "%s_%s", daemon_tests[i].name,
-				     modes[m]) < 0)
-				abort();
-			names[names_used++] = name;
-			tc = tcase_create(name);
-			tcase_set_tags(tc, modes[m]);
-			tcase_add_checked_fixture(tc,
-						  m == 0 ? setup_sendfile
-							 : setup_buffered,
-						  teardown_daemon);
-			tcase_set_timeout(tc, daemon_tests[i].timeout_s);
-			tcase_add_test(tc, *daemon_tests[i].fn);
-			suite_add_tcase(s, tc);
-		}
-	}
+	fixture_add_mode_tests(s, &d, STOP_MS, daemon_tests,
+			       COUNT(daemon_tests));
 	for (i = 0; i < COUNT(cli_tests); i++) {
 		TCase *tc = tcase_create(cli_tests[i].name);
 
@@ -1432,12 +1383,6 @@ static Suite *daemon_suite(void)
 
 int main(void)
 {
-	size_t i;
-	int status;
-
 	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
-	status = fixture_run("check_daemon", daemon_suite());
-	for (i = 0; i < names_used; i++)
-		free(names[i]);
-	return status;
+	return fixture_run("check_daemon", daemon_suite());
 }

@@ -45,6 +45,73 @@ void fixture_start(struct h_daemon *d, const char *mode)
 	ck_assert_msg(rc == 0, "starting %s: %s", h_ferryd_path(), msg);
 }
 
+/* The daemon and stop time of fixture_add_mode_tests' TCases (one program
+ * adds them for one daemon), and the TCase names it made. */
+static struct h_daemon *mode_daemon;
+static int mode_stop_ms;
+static char **mode_names;
+static size_t mode_names_used;
+
+static void mode_setup_sendfile(void)
+{
+	fixture_start(mode_daemon, "sendfile");
+}
+
+static void mode_setup_buffered(void)
+{
+	fixture_start(mode_daemon, "buffered");
+}
+
+static void mode_teardown(void)
+{
+	fixture_teardown(mode_daemon, mode_stop_ms);
+}
+
+void fixture_add_mode_tests(Suite *suite, struct h_daemon *d, int stop_ms,
+			    const struct fixture_test *tests, size_t n)
+{
+	static const char *const modes[] = { "sendfile", "buffered" };
+	char **names;
+	size_t m, i;
+
+	mode_daemon = d;
+	mode_stop_ms = stop_ms;
+	names = realloc(mode_names, (mode_names_used + 2 * n) * sizeof *names);
+	if (names == NULL)
+		abort();
+	mode_names = names;
+	for (m = 0; m < 2; m++) {
+		for (i = 0; i < n; i++) {
+			TCase *tc;
+			char *name;
+
+			if (asprintf(&name, "%s_%s", tests[i].name, modes[m]) < 0)
+				abort();
+			mode_names[mode_names_used++] = name;
+			tc = tcase_create(name);
+			tcase_set_tags(tc, modes[m]);
+			tcase_add_checked_fixture(tc,
+						  m == 0 ? mode_setup_sendfile
+							 : mode_setup_buffered,
+						  mode_teardown);
+			tcase_set_timeout(tc, tests[i].timeout_s);
+			tcase_add_test(tc, *tests[i].fn);
+			suite_add_tcase(suite, tc);
+		}
+	}
+}
+
+static void free_mode_names(void)
+{
+	size_t i;
+
+	for (i = 0; i < mode_names_used; i++)
+		free(mode_names[i]);
+	free(mode_names);
+	mode_names = NULL;
+	mode_names_used = 0;
+}
+
 int fixture_run(const char *prog, Suite *suite)
 {
 	SRunner *sr = srunner_create(suite);
@@ -57,6 +124,7 @@ int fixture_run(const char *prog, Suite *suite)
 		fprintf(stderr, "%s: cannot make the test files: %s\n", prog,
 			h_strerror(rc));
 		srunner_free(sr);
+		free_mode_names();
 		h_run_cleanup();
 		return EXIT_FAILURE;
 	}
@@ -64,6 +132,7 @@ int fixture_run(const char *prog, Suite *suite)
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
+	free_mode_names();
 	h_reap_orphans();
 	h_run_cleanup();
 	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;

@@ -3,6 +3,7 @@
 #define FERRY_FIXTURE_H
 
 #include <check.h>
+#include <stddef.h>
 
 #include "harness.h"
 
@@ -13,6 +14,20 @@ void fixture_teardown(struct h_daemon *d, int stop_ms);
 
 /* Makes D's directory for MODE and starts ferryd there, or fails the test. */
 void fixture_start(struct h_daemon *d, const char *mode);
+
+/* One integration test: its name, START_TEST's pointer, its timeout. */
+struct fixture_test {
+	const char *name;
+	const TTest *const *fn; /* START_TEST makes a pointer variable */
+	int timeout_s;
+};
+
+/* Adds each of the N TESTS to SUITE twice, once per transfer mode, as the
+ * TCases "<name>_sendfile" and "<name>_buffered" tagged with the mode: D
+ * started in that mode before (fixture_start), fixture_teardown(D,
+ * STOP_MS) after. The names are freed by fixture_run. */
+void fixture_add_mode_tests(Suite *suite, struct h_daemon *d, int stop_ms,
+			    const struct fixture_test *tests, size_t n);
 
 /* Runs SUITE as every integration program does: SIGPIPE ignored (a write
  * to a socket the daemon closed must fail, not kill), orphans adopted and

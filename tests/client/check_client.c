@@ -1177,7 +1177,7 @@ START_TEST(verify_fake_server)
 END_TEST
 
 /* --verify against ferryd: whole files, and a resumed part (whose bytes
- * on disk are hashed, the one read). Needs ferryd's SUM. */
+ * on disk are hashed, the one read). */
 START_TEST(get_verify)
 {
 	const char *args[] = { "get", "--verify", "-q", "-d", ".", target(),
@@ -1509,13 +1509,7 @@ static Suite *client_suite(void)
 				abort();
 			names[names_used++] = name;
 			tc = tcase_create(name);
-			/* "sum": needs ferryd's SUM (CK_EXCLUDE_TAGS=sum
-			 * leaves it out, against a ferryd without it). */
-			tcase_set_tags(tc, strcmp(daemon_tests[i].name,
-						  "get_verify") == 0
-						   ? (m == 0 ? "sendfile sum"
-							     : "buffered sum")
-						   : modes[m]);
+			tcase_set_tags(tc, modes[m]);
 			tcase_add_checked_fixture(tc,
 						  m == 0 ? setup_sendfile
 							 : setup_buffered,

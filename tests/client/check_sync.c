@@ -8,8 +8,7 @@
  * daemon's transfer log says what was fetched: GET lines carry the mode
  * ("mode=sendfile"), their path and bytes.
  *
- * Tests that need ferryd to answer SUM (sync --checksum, sync --verify) are
- * marked "needs SUM" below and tagged "sum". */
+ * sync --checksum and --verify use ferryd's SUM. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -20,6 +19,7 @@
 #include <ftw.h>
 #include <poll.h>
 #include <pwd.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,7 +41,8 @@
 #define MIB (1024 * 1024)
 
 static struct h_daemon d;
-static char mounted[400]; /* a tmpfs this test mounted, for teardown */
+/* The size of make_tree's big files (begin() sets the default). */
+static uint64_t big_bytes;
 
 /* ---- helpers ------------------------------------------------------------ */
 
@@ -92,8 +93,8 @@ static void tree_dir(const char *rel)
 }
 
 /* root/tree: NDIRS x NSUB directories of NFILES small files each, plus
- * NBIG files of a few MiB in zz/deep (deepest, so a sync, breadth first,
- * fetches them last). Returns the total bytes. */
+ * NBIG files of BIG_BYTES (and a little) in zz/deep, the deepest, so a
+ * sync (breadth first) fetches them last. Returns the total bytes. */
 static uint64_t make_tree(int ndirs, int nsub, int nfiles, int nbig)
 {
 	char rel[256];
@@ -104,7 +105,7 @@ static uint64_t make_tree(int ndirs, int nsub, int nfiles, int nbig)
 	tree_dir("zz");
 	tree_dir("zz/deep");
 	for (i = 0; i < nbig; i++) {
-		uint64_t size = 3 * MIB + (uint64_t)i * 100003;
+		uint64_t size = big_bytes + (uint64_t)i * 100003;
 
 		snprintf(rel, sizeof(rel), "zz/deep/big%d", i);
 		tree_file(rel, size, H_MTIME - i);
@@ -251,21 +252,12 @@ static uint64_t bytes_after(int skip, char **names, size_t nnames,
 
 /* ---- fixture ------------------------------------------------------------ */
 
-static void setup_mode(const char *mode)
+/* The start of every test with a daemon (which fixture_add_mode_tests
+ * started): out/, where ferry runs. */
+static void begin(void)
 {
-	fixture_start(&d, mode);
 	cli_make_dirs(d.dir);
-	mounted[0] = '\0';
-}
-
-static void setup_sendfile(void)
-{
-	setup_mode("sendfile");
-}
-
-static void setup_buffered(void)
-{
-	setup_mode("buffered");
+	big_bytes = 3 * MIB;
 }
 
 static void setup_cli(void)
@@ -274,14 +266,6 @@ static void setup_cli(void)
 
 	ck_assert_msg(rc == 0, "test dir: %s", h_strerror(rc));
 	cli_make_dirs(d.dir);
-}
-
-static void teardown_daemon(void)
-{
-	if (mounted[0] != '\0')
-		umount2(mounted, MNT_DETACH);
-	cli_run_free(&cli_last);
-	fixture_teardown(&d, STOP_MS);
 }
 
 static void teardown_cli(void)
@@ -327,6 +311,7 @@ START_TEST(sync_tree)
 {
 	int before;
 
+	begin();
 	make_tree(10, 10, 30, 4); /* 3,000 small files, 4 of ~3 MiB */
 	before = gets_logged(0);
 	sync_ok("copy", NULL, NULL, "first sync");
@@ -361,11 +346,13 @@ END_TEST
 
 START_TEST(sync_jobs_agree)
 {
-	uint64_t total = make_tree(4, 5, 20, 3);
+	uint64_t total;
 	const char *loud[] = { "sync", target(), "/tree", "loud", NULL };
 	char want[128];
 	struct cli_run *r;
 
+	begin();
+	total = make_tree(4, 5, 20, 3);
 	sync_ok("one", "-j", "1", "-j 1");
 	sync_ok("eight", "-j", "8", "-j 8");
 	expect_tree("one");
@@ -402,6 +389,7 @@ START_TEST(sync_dry_run)
 	size_t len;
 	int gets;
 
+	begin();
 	make_tree(2, 3, 10, 1);
 	sync_ok("copy", NULL, NULL, "first sync");
 	tree_file("d1/s2/f03", 5000, H_MTIME + 5);
@@ -447,6 +435,7 @@ START_TEST(sync_odd_names)
 	size_t i;
 	int before;
 
+	begin();
 	tree_dir("");
 	tree_dir("dir with space");
 	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++)
@@ -556,13 +545,16 @@ static void free_names(char **names, size_t n)
 
 START_TEST(sync_interrupted)
 {
-	uint64_t total = make_tree(3, 4, 30, 4), done, parts, got;
+	uint64_t total, done, parts, got;
 	const char *refetched;
 	char **names;
 	size_t n;
 	int status, skip;
-	pid_t pid = start_slow_sync();
+	pid_t pid;
 
+	begin();
+	total = make_tree(3, 4, 30, 4);
+	pid = start_slow_sync();
 	kill(-pid, SIGKILL);
 	waitpid(pid, &status, 0);
 	ck_assert(WIFSIGNALED(status));
@@ -597,6 +589,10 @@ START_TEST(sync_server_killed)
 	pid_t pid;
 	int status;
 
+	begin();
+	/* More than the sockets' buffers hold: when ferryd dies, most of
+	 * the tree has not left it. */
+	big_bytes = 16 * MIB;
 	make_tree(3, 4, 30, 4);
 	pid = start_slow_sync();
 	h_kill(&d);
@@ -627,6 +623,7 @@ START_TEST(sync_unwritable)
 	DIR *dir;
 	int entries = 0;
 
+	begin();
 	if (getuid() != 0 || pw == NULL) {
 		fprintf(stderr, "sync_unwritable: not root or no nobody; "
 				"skipped\n");
@@ -662,14 +659,17 @@ START_TEST(sync_disk_full)
 	struct cli_run *r;
 	size_t n;
 
+	begin();
 	make_tree(2, 3, 20, 2);
-	snprintf(mounted, sizeof(mounted), "%s", cli_out_path("full"));
-	ck_assert_int_eq(mkdir(mounted, 0755), 0);
-	if (mount("tmpfs", mounted, "tmpfs", 0, "size=2m") < 0) {
+	ck_assert_int_eq(mkdir(cli_out_path("full"), 0755), 0);
+	/* In a mount namespace of this test's own process (Check forks one
+	 * per test), which ferry inherits: the tmpfs goes with them. */
+	if (unshare(CLONE_NEWNS) < 0 ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("tmpfs", cli_out_path("full"), "tmpfs", 0, "size=2m") < 0) {
 		fprintf(stderr, "sync_disk_full: cannot mount a tmpfs (%s); "
 				"skipped\n",
 			strerror(errno));
-		mounted[0] = '\0';
 		return;
 	}
 	ck_assert_int_eq(mkdir(cli_out_path("full/copy"), 0755), 0);
@@ -680,8 +680,7 @@ START_TEST(sync_disk_full)
 	/* What arrived whole is intact; nothing incomplete is a NAME. */
 	n = complete_files("full/copy", &names, &done, &parts);
 	free_names(names, n);
-	ck_assert_int_eq(umount2(mounted, MNT_DETACH), 0);
-	mounted[0] = '\0';
+	ck_assert_int_eq(umount2(cli_out_path("full"), MNT_DETACH), 0);
 }
 END_TEST
 
@@ -691,6 +690,7 @@ START_TEST(sync_limit_rate)
 {
 	int64_t start;
 
+	begin();
 	tree_dir("");
 	tree_file("four", 4 * MIB, H_MTIME);
 	start = h_now_ms();
@@ -703,15 +703,16 @@ START_TEST(sync_limit_rate)
 }
 END_TEST
 
-/* ---- needs SUM ---------------------------------------------------------- */
+/* ---- with SUM ----------------------------------------------------------- */
 
 /* --checksum finds a local file whose bytes differ under the same size
- * and mtime, which a plain sync trusts. Needs ferryd's SUM. */
+ * and mtime, which a plain sync trusts. */
 START_TEST(sync_checksum)
 {
 	char buf[1] = { 0 };
 	int gets;
 
+	begin();
 	make_tree(2, 2, 5, 1);
 	sync_ok("copy", NULL, NULL, "first sync");
 	ck_assert_int_eq(h_write_at(cli_out_path("copy/d1/s1/f04"), 3, buf, 1),
@@ -726,9 +727,10 @@ START_TEST(sync_checksum)
 }
 END_TEST
 
-/* sync --verify: every file checked against SUM. Needs ferryd's SUM. */
+/* sync --verify: every file checked against SUM. */
 START_TEST(sync_verify)
 {
+	begin();
 	make_tree(2, 2, 5, 1);
 	sync_ok("copy", "--verify", NULL, "--verify");
 	expect_tree("copy");
@@ -849,62 +851,36 @@ END_TEST
 
 /* ---- the suite ---------------------------------------------------------- */
 
-struct test {
-	const char *name;
-	const TTest *const *fn;
-	bool needs_sum;
-};
-#define T(f) { #f, &f, false }
-#define T_SUM(f) { #f, &f, true }
+#define T(f, timeout_s) { #f, &f, timeout_s }
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
-static const struct test daemon_tests[] = {
-	T(sync_tree),	       T(sync_jobs_agree),   T(sync_dry_run),
-	T(sync_odd_names),     T(sync_interrupted),  T(sync_server_killed),
-	T(sync_unwritable),    T(sync_disk_full),    T(sync_limit_rate),
-	T_SUM(sync_checksum),  T_SUM(sync_verify),
+static const struct fixture_test daemon_tests[] = {
+	T(sync_tree, 120),	    T(sync_jobs_agree, 120),
+	T(sync_dry_run, 60),	    T(sync_odd_names, 60),
+	T(sync_interrupted, 120),   T(sync_server_killed, 120),
+	T(sync_unwritable, 60),	    T(sync_disk_full, 60),
+	T(sync_limit_rate, 60),	    T(sync_checksum, 60),
+	T(sync_verify, 60),
 };
-static const struct test cli_tests[] = {
-	T(sync_hostile_names),
-	T(sync_usage),
-	T(rate_parser),
+static const struct fixture_test cli_tests[] = {
+	T(sync_hostile_names, 60),
+	T(sync_usage, 30),
+	T(rate_parser, 30),
 };
-
-static char *names[2 * COUNT(daemon_tests)];
 
 static Suite *sync_suite(void)
 {
-	static const char *const modes[] = { "sendfile", "buffered" };
 	Suite *s = suite_create("sync");
-	size_t i, m, used = 0;
+	size_t i;
 
-	for (i = 0; i < COUNT(daemon_tests); i++) {
-		for (m = 0; m < 2; m++) {
-			TCase *tc;
-
-			if (asprintf(&names[used], "%s_%s", daemon_tests[i].name,
-				     modes[m]) < 0)
-				abort();
-			tc = tcase_create(names[used++]);
-			/* "sum": needs ferryd's SUM (CK_EXCLUDE_TAGS=sum
-			 * leaves it out, against a ferryd without it). */
-			tcase_set_tags(tc, daemon_tests[i].needs_sum
-						   ? (m == 0 ? "sendfile sum"
-							     : "buffered sum")
-						   : modes[m]);
-			tcase_add_checked_fixture(tc, m == 0 ? setup_sendfile
-							     : setup_buffered,
-						  teardown_daemon);
-			tcase_set_timeout(tc, 120);
-			tcase_add_test(tc, *daemon_tests[i].fn);
-			suite_add_tcase(s, tc);
-		}
-	}
+	fixture_add_mode_tests(s, &d, STOP_MS, daemon_tests,
+			       COUNT(daemon_tests));
 	for (i = 0; i < COUNT(cli_tests); i++) {
 		TCase *tc = tcase_create(cli_tests[i].name);
 
+		tcase_set_tags(tc, "cli");
 		tcase_add_checked_fixture(tc, setup_cli, teardown_cli);
-		tcase_set_timeout(tc, 120);
+		tcase_set_timeout(tc, cli_tests[i].timeout_s);
 		tcase_add_test(tc, *cli_tests[i].fn);
 		suite_add_tcase(s, tc);
 	}
@@ -913,10 +889,5 @@ static Suite *sync_suite(void)
 
 int main(void)
 {
-	int rc = fixture_run("check_sync", sync_suite());
-	size_t i;
-
-	for (i = 0; i < COUNT(names); i++)
-		free(names[i]);
-	return rc;
+	return fixture_run("check_sync", sync_suite());
 }

@@ -297,17 +297,12 @@ static void wait_size(const char *path, uint64_t size)
  * LFD and feeds it the first half: big.bin.part then holds HALF bytes. */
 static pid_t start_half_fetch(int lfd, int port, int *conn)
 {
-	static struct cli_spawn sp;
 	char t[32];
 	const char *args[] = { "get", "-q", t, "/big.bin", NULL };
 	pid_t pid;
 
 	snprintf(t, sizeof(t), "127.0.0.1:%d", port);
-	sp.out_fd = cli_open_capture("ferry.out");
-	sp.err_fd = cli_open_capture("ferry.err");
-	pid = cli_spawn(args, &sp);
-	close(sp.out_fd);
-	close(sp.err_fd);
+	pid = cli_start(args, NULL);
 	*conn = fake_send_half(lfd);
 	wait_size(cli_out_path("big.bin.part"), HALF);
 	return pid;
@@ -1103,25 +1098,16 @@ static void fake_verify(int lfd, const char *sum_line)
 /* "ferry get --verify -q" of small.bin against fake_verify(SUM_LINE). */
 static struct cli_run *verify_against(const char *sum_line)
 {
-	static struct cli_spawn sp;
 	char t[32];
 	const char *args[] = { "get", "--verify", "-q", t, "/small.bin", NULL };
 	int port, lfd = cli_fake_listen(&port);
 	pid_t pid;
 
 	snprintf(t, sizeof(t), "127.0.0.1:%d", port);
-	cli_run_free(&cli_last);
-	sp.out_fd = cli_open_capture("ferry.out");
-	sp.err_fd = cli_open_capture("ferry.err");
-	pid = cli_spawn(args, &sp);
-	close(sp.out_fd);
-	close(sp.err_fd);
+	pid = cli_start(args, NULL);
 	fake_verify(lfd, sum_line);
 	close(lfd);
-	cli_last.status = cli_wait_child(pid, CLI_RUN_MS, -1, NULL, NULL);
-	cli_read_capture("ferry.out", &cli_last.out, &cli_last.out_len);
-	cli_read_capture("ferry.err", &cli_last.err, &cli_last.err_len);
-	return &cli_last;
+	return cli_finish(pid);
 }
 
 START_TEST(verify_fake_server)
@@ -1481,7 +1467,7 @@ static const struct test daemon_tests[] = {
 	{ "get_limit_rate", &get_limit_rate, 60 },
 };
 
-static const struct test cli_tests[] = {
+static const struct fixture_test cli_tests[] = {
 	{ "exit_usage", &exit_usage, 60 },
 	{ "exit_unreachable", &exit_unreachable, 60 },
 	{ "cli_help_version", &cli_help_version, 30 },
@@ -1519,15 +1505,8 @@ static Suite *client_suite(void)
 			suite_add_tcase(s, tc);
 		}
 	}
-	for (i = 0; i < COUNT(cli_tests); i++) {
-		TCase *tc = tcase_create(cli_tests[i].name);
-
-		tcase_set_tags(tc, "cli");
-		tcase_add_checked_fixture(tc, setup_cli, teardown_cli);
-		tcase_set_timeout(tc, cli_tests[i].timeout_s);
-		tcase_add_test(tc, *cli_tests[i].fn);
-		suite_add_tcase(s, tc);
-	}
+	fixture_add_tests(s, "cli", setup_cli, teardown_cli, cli_tests,
+			  COUNT(cli_tests));
 	return s;
 }
 

@@ -456,18 +456,13 @@ END_TEST
  * before, are then mostly done). */
 static pid_t start_slow_sync(void)
 {
-	static struct cli_spawn sp;
 	const char *args[] = { "sync", "-q", "-j", "2", "--limit-rate", "4M",
 			       target(), "/tree", "copy", NULL };
 	int64_t deadline = h_now_ms() + WAIT_MS;
 	struct stat st;
 	pid_t pid;
 
-	sp.out_fd = cli_open_capture("ferry.out");
-	sp.err_fd = cli_open_capture("ferry.err");
-	pid = cli_spawn(args, &sp);
-	close(sp.out_fd);
-	close(sp.err_fd);
+	pid = cli_start(args, NULL);
 	while (stat(cli_out_path("copy/zz/deep/big0.part"), &st) < 0 ||
 	       st.st_size < MIB) {
 		ck_assert_msg(h_now_ms() < deadline,
@@ -585,9 +580,9 @@ START_TEST(sync_server_killed)
 {
 	uint64_t done, parts;
 	char **names;
+	struct cli_run *r;
 	size_t n;
 	pid_t pid;
-	int status;
 
 	begin();
 	/* More than the sockets' buffers hold: when ferryd dies, most of
@@ -596,14 +591,11 @@ START_TEST(sync_server_killed)
 	make_tree(3, 4, 30, 4);
 	pid = start_slow_sync();
 	h_kill(&d);
-	status = cli_wait_child(pid, CLI_RUN_MS, -1, NULL, NULL);
-	cli_read_capture("ferry.err", &cli_last.err, &cli_last.err_len);
-	cli_last.status = status;
-	cli_expect_exit(&cli_last, 3, "server killed");
+	r = cli_finish(pid);
+	cli_expect_exit(r, 3, "server killed");
 	/* The message names the file that was cut. */
-	cli_expect_stderr_has(&cli_last, "ferry: /tree/", "server killed");
-	cli_expect_stderr_has(&cli_last, "run ferry sync again",
-			      "server killed");
+	cli_expect_stderr_has(r, "ferry: /tree/", "server killed");
+	cli_expect_stderr_has(r, "run ferry sync again", "server killed");
 	/* Every NAME there is complete and byte-exact; parts stay parts. */
 	n = complete_files("copy", &names, &done, &parts);
 	ck_assert_uint_ge(n, 1);
@@ -778,25 +770,19 @@ START_TEST(sync_hostile_names)
 	size_t i;
 
 	for (i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
-		static struct cli_spawn sp;
 		char t[32];
 		const char *args[] = { "sync", "-q", t, "/tree/", "dst", NULL };
 		int port, lfd = cli_fake_listen(&port);
+		struct cli_run *r;
 		pid_t pid;
 
 		snprintf(t, sizeof(t), "127.0.0.1:%d", port);
-		sp.out_fd = cli_open_capture("ferry.out");
-		sp.err_fd = cli_open_capture("ferry.err");
-		pid = cli_spawn(args, &sp);
-		close(sp.out_fd);
-		close(sp.err_fd);
+		pid = cli_start(args, NULL);
 		serve_listing(lfd, bodies[i]);
 		close(lfd);
-		cli_last.status = cli_wait_child(pid, CLI_RUN_MS, -1, NULL,
-						 NULL);
-		cli_read_capture("ferry.err", &cli_last.err, &cli_last.err_len);
-		cli_expect_exit(&cli_last, 3, bodies[i]);
-		cli_expect_stderr_has(&cli_last, "listing /tree/", bodies[i]);
+		r = cli_finish(pid);
+		cli_expect_exit(r, 3, bodies[i]);
+		cli_expect_stderr_has(r, "listing /tree/", bodies[i]);
 		cli_expect_absent(cli_out_path("dst"), bodies[i]);
 		cli_expect_absent(cli_out_path("evil"), bodies[i]);
 		cli_expect_absent(cli_out_path("../evil"), bodies[i]);
@@ -871,19 +857,11 @@ static const struct fixture_test cli_tests[] = {
 static Suite *sync_suite(void)
 {
 	Suite *s = suite_create("sync");
-	size_t i;
 
 	fixture_add_mode_tests(s, &d, STOP_MS, daemon_tests,
 			       COUNT(daemon_tests));
-	for (i = 0; i < COUNT(cli_tests); i++) {
-		TCase *tc = tcase_create(cli_tests[i].name);
-
-		tcase_set_tags(tc, "cli");
-		tcase_add_checked_fixture(tc, setup_cli, teardown_cli);
-		tcase_set_timeout(tc, cli_tests[i].timeout_s);
-		tcase_add_test(tc, *cli_tests[i].fn);
-		suite_add_tcase(s, tc);
-	}
+	fixture_add_tests(s, "cli", setup_cli, teardown_cli, cli_tests,
+			  COUNT(cli_tests));
 	return s;
 }
 

@@ -216,19 +216,33 @@ void cli_read_capture(const char *name, char **buf, size_t *len)
 
 /* Runs ferry ARGS to the end (at most CLI_RUN_MS), with SP's limits; stdout
  * and stderr are captured into LAST. */
-struct cli_run *cli_run_with(const char *const args[], struct cli_spawn *sp)
+pid_t cli_start(const char *const args[], struct cli_spawn *sp)
 {
-	int out = cli_open_capture("ferry.out"), err = cli_open_capture("ferry.err");
+	static struct cli_spawn plain;
+	pid_t pid;
 
+	if (sp == NULL)
+		sp = &plain;
+	sp->out_fd = cli_open_capture("ferry.out");
+	sp->err_fd = cli_open_capture("ferry.err");
+	pid = cli_spawn(args, sp);
+	close(sp->out_fd);
+	close(sp->err_fd);
+	return pid;
+}
+
+struct cli_run *cli_finish(pid_t pid)
+{
 	cli_run_free(&cli_last);
-	sp->out_fd = out;
-	sp->err_fd = err;
-	cli_last.status = cli_wait_child(cli_spawn(args, sp), CLI_RUN_MS, -1, NULL, NULL);
-	close(out);
-	close(err);
+	cli_last.status = cli_wait_child(pid, CLI_RUN_MS, -1, NULL, NULL);
 	cli_read_capture("ferry.out", &cli_last.out, &cli_last.out_len);
 	cli_read_capture("ferry.err", &cli_last.err, &cli_last.err_len);
 	return &cli_last;
+}
+
+struct cli_run *cli_run_with(const char *const args[], struct cli_spawn *sp)
+{
+	return cli_finish(cli_start(args, sp));
 }
 
 struct cli_run *cli_run(const char *const args[])

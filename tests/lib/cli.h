@@ -58,6 +58,12 @@ int cli_wait_child(pid_t pid, int timeout_ms, int drain, char **buf,
 void cli_run_free(struct cli_run *r);
 int cli_open_capture(const char *name);
 void cli_read_capture(const char *name, char **buf, size_t *len);
+/* Starts ferry ARGS with SP's limits (NULL: none), its stdout and stderr
+ * captured. */
+pid_t cli_start(const char *const args[], struct cli_spawn *sp);
+/* Waits for PID (at most CLI_RUN_MS) and reads its captures into
+ * CLI_LAST. */
+struct cli_run *cli_finish(pid_t pid);
 /* Runs ferry ARGS to the end (at most CLI_RUN_MS), with SP's limits; stdout
  * and stderr are captured into LAST. */
 struct cli_run *cli_run_with(const char *const args[], struct cli_spawn *sp);

@@ -1000,34 +1000,6 @@ END_TEST
 
 /* ---- progress ---------------------------------------------------------- */
 
-/* Runs ferry ARGS with stderr on a pseudo-terminal; returns what it
- * wrote there (malloc'd). */
-static char *run_on_tty(const char *const args[], int *status)
-{
-	struct cli_spawn sp = { -1, -1, 0, false, 0, 0 };
-	char *text = NULL;
-	size_t len = 0;
-	int master, slave;
-
-	master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-	ck_assert_msg(master >= 0, "posix_openpt: %s", strerror(errno));
-	ck_assert_int_eq(grantpt(master), 0);
-	ck_assert_int_eq(unlockpt(master), 0);
-	slave = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
-	ck_assert_msg(slave >= 0, "%s: %s", ptsname(master), strerror(errno));
-	fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
-	sp.out_fd = cli_open_capture("ferry.out");
-	sp.err_fd = slave;
-	text = strdup("");
-	*status = cli_wait_child(cli_spawn(args, &sp), RUN_MS, master, &text,
-			     &len);
-	close(sp.out_fd);
-	close(slave);
-	cli_drain_fd(master, &text, &len);
-	close(master);
-	return text;
-}
-
 START_TEST(progress_on_tty)
 {
 	const char *loud[] = { "get", target(), "/big.bin", NULL };
@@ -1035,7 +1007,7 @@ START_TEST(progress_on_tty)
 	char *text, *summary;
 	int status;
 
-	text = run_on_tty(loud, &status);
+	text = cli_run_on_tty(loud, &status);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
 		      "%s; tty: %s", cli_describe_status(status), text);
 	ck_assert_msg(strstr(text, "\rbig.bin  ") != NULL &&
@@ -1050,7 +1022,7 @@ START_TEST(progress_on_tty)
 	free(text);
 	expect_fetched("big.bin", "big.bin", H_MTIME);
 
-	text = run_on_tty(quiet, &status);
+	text = cli_run_on_tty(quiet, &status);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s",
 		      cli_describe_status(status));
 	ck_assert_msg(text[0] == '\0', "-q on a tty wrote: %s", text);

@@ -676,6 +676,33 @@ START_TEST(sync_disk_full)
 }
 END_TEST
 
+/* On a terminal: one progress line for the whole tree (files and bytes of
+ * the total, rate, ETA), cleared before the summary. */
+START_TEST(sync_progress_on_tty)
+{
+	const char *args[] = { "sync", "--limit-rate", "8M", target(),
+			       "/tree", "copy", NULL };
+	char *text, *summary;
+	int status;
+
+	begin();
+	make_tree(2, 2, 10, 2);
+	text = cli_run_on_tty(args, &status);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "%s; tty: %s", cli_describe_status(status), text);
+	ck_assert_msg(strstr(text, "/42 files  ") != NULL &&
+			      strstr(text, " / 6.1 MiB  ") != NULL &&
+			      strstr(text, " MiB/s  ETA ") != NULL,
+		      "no progress line on the tty: %s", text);
+	summary = strstr(text, "\r\033[Ksync: 42 fetched, 0 up to date, 0 "
+			       "deleted: ");
+	ck_assert_msg(summary != NULL && strstr(summary, " MiB/s\r\n") != NULL,
+		      "no summary on the tty: %s", text);
+	free(text);
+	expect_tree("copy");
+}
+END_TEST
+
 /* ---- --limit-rate ------------------------------------------------------- */
 
 START_TEST(sync_limit_rate)
@@ -846,7 +873,7 @@ static const struct fixture_test daemon_tests[] = {
 	T(sync_interrupted, 120),   T(sync_server_killed, 120),
 	T(sync_unwritable, 60),	    T(sync_disk_full, 60),
 	T(sync_limit_rate, 60),	    T(sync_checksum, 60),
-	T(sync_verify, 60),
+	T(sync_verify, 60),	    T(sync_progress_on_tty, 60),
 };
 static const struct fixture_test cli_tests[] = {
 	T(sync_hostile_names, 60),

@@ -362,3 +362,29 @@ int cli_fake_listen(int *port)
 	*port = ntohs(sa.sin_port);
 	return fd;
 }
+
+char *cli_run_on_tty(const char *const args[], int *status)
+{
+	struct cli_spawn sp = { -1, -1, 0, false, 0, 0 };
+	char *text = NULL;
+	size_t len = 0;
+	int master, slave;
+
+	master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	ck_assert_msg(master >= 0, "posix_openpt: %s", strerror(errno));
+	ck_assert_int_eq(grantpt(master), 0);
+	ck_assert_int_eq(unlockpt(master), 0);
+	slave = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+	ck_assert_msg(slave >= 0, "%s: %s", ptsname(master), strerror(errno));
+	fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
+	sp.out_fd = cli_open_capture("ferry.out");
+	sp.err_fd = slave;
+	text = strdup("");
+	*status = cli_wait_child(cli_spawn(args, &sp), CLI_RUN_MS, master, &text,
+			     &len);
+	close(sp.out_fd);
+	close(slave);
+	cli_drain_fd(master, &text, &len);
+	close(master);
+	return text;
+}

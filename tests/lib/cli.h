@@ -79,6 +79,9 @@ void cli_expect_same(const char *local, const char *remote,
 			uint64_t offset, uint64_t length, const char *what);
 void cli_expect_absent(const char *path, const char *what);
 uint64_t cli_file_bytes(const char *path);
+/* Runs ferry ARGS with stderr on a pseudo-terminal; returns what it
+ * wrote there (malloc'd). */
+char *cli_run_on_tty(const char *const args[], int *status);
 /* A listening socket on 127.0.0.1, port in *PORT. */
 int cli_fake_listen(int *port);
 

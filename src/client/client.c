@@ -254,17 +254,11 @@ int client_format_list(char *buf, size_t cap, const char *dir)
 
 int client_format_sum(char *buf, size_t cap, const char *path)
 {
-	char enc[FERRY_LINE_MAX];
-	size_t enc_len = proto_encode(path, strlen(path), enc, sizeof(enc));
-	int n;
+	/* "SUM PATH\n" is "GET PATH\n" with another verb of three letters. */
+	int n = client_format_get(buf, cap, path, 0, false, 0);
 
-	if (path[0] == '\0')
-		return -EINVAL;
-	if (enc_len >= sizeof(enc))
-		return -ENAMETOOLONG;
-	n = snprintf(buf, cap, "SUM %.*s\n", (int)enc_len, enc);
-	if (n < 0 || (size_t)n >= cap || n > FERRY_LINE_MAX)
-		return -ENAMETOOLONG;
+	if (n > 0)
+		memcpy(buf, "SUM", 3);
 	return n;
 }
 
@@ -351,26 +345,32 @@ static int read_line(struct client_conn *c, const char **line, size_t *len)
 	}
 }
 
-int client_read_reply(struct client_conn *c, struct proto_reply *rep)
+/* The next reply line, parsed as SUM's answer into SUM when it is not
+ * NULL, else into REP. */
+static int read_reply(struct client_conn *c, struct proto_reply *rep,
+		      struct proto_sum_reply *sum)
 {
-	const char *line;
-	size_t len;
+	const char *line = NULL;
+	size_t len = 0;
 	int rc = read_line(c, &line, &len);
 
 	if (rc < 0)
 		return rc;
-	return proto_parse_reply(line, len, rep) == 0 ? 0 : -EPROTO;
+	if (sum != NULL)
+		rc = proto_parse_sum_reply(line, len, sum);
+	else
+		rc = proto_parse_reply(line, len, rep);
+	return rc == 0 ? 0 : -EPROTO;
+}
+
+int client_read_reply(struct client_conn *c, struct proto_reply *rep)
+{
+	return read_reply(c, rep, NULL);
 }
 
 int client_read_sum(struct client_conn *c, struct proto_sum_reply *rep)
 {
-	const char *line;
-	size_t len;
-	int rc = read_line(c, &line, &len);
-
-	if (rc < 0)
-		return rc;
-	return proto_parse_sum_reply(line, len, rep) == 0 ? 0 : -EPROTO;
+	return read_reply(c, NULL, rep);
 }
 
 static int write_all(int fd, const char *buf, size_t len)

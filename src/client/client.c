@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "common/units.h"
 
 #define MIB (1024.0 * 1024.0)
@@ -250,6 +252,16 @@ int client_format_list(char *buf, size_t cap, const char *dir)
 	return n;
 }
 
+int client_format_sum(char *buf, size_t cap, const char *path)
+{
+	/* "SUM PATH\n" is "GET PATH\n" with another verb of three letters. */
+	int n = client_format_get(buf, cap, path, 0, false, 0);
+
+	if (n > 0)
+		memcpy(buf, "SUM", 3);
+	return n;
+}
+
 int client_send(struct client_conn *c, const char *buf, size_t len)
 {
 	while (len > 0) {
@@ -283,9 +295,12 @@ static ssize_t fill(struct client_conn *c)
 	if (c->len == FERRY_CLIENT_BUFFER_BYTES)
 		return -ENOBUFS;
 	for (;;) {
+		rate_wait(c->rate);
 		n = recv(c->fd, c->buf + c->len,
-			 FERRY_CLIENT_BUFFER_BYTES - c->len, 0);
+			 rate_chunk(c->rate, FERRY_CLIENT_BUFFER_BYTES - c->len),
+			 0);
 		if (n > 0) {
+			rate_spend(c->rate, (size_t)n);
 			c->len += (size_t)n;
 			return n;
 		}
@@ -301,7 +316,10 @@ static ssize_t fill(struct client_conn *c)
 	}
 }
 
-int client_read_reply(struct client_conn *c, struct proto_reply *rep)
+/* Takes the next reply line from the buffer, receiving as needed: *LINE
+ * and *LEN (LF and a CR before it excluded) stay valid until the next
+ * receive. 0, -ECONNRESET, -EPROTO for an overlong line, -ETIMEDOUT. */
+static int read_line(struct client_conn *c, const char **line, size_t *len)
 {
 	for (;;) {
 		const char *start = c->buf + c->pos;
@@ -310,14 +328,12 @@ int client_read_reply(struct client_conn *c, struct proto_reply *rep)
 		ssize_t n;
 
 		if (lf != NULL) {
-			size_t len = (size_t)(lf - start);
-
-			c->pos += len + 1;
-			if (len > 0 && start[len - 1] == '\r')
-				len--;
-			return proto_parse_reply(start, len, rep) == 0
-				       ? 0
-				       : -EPROTO;
+			*line = start;
+			*len = (size_t)(lf - start);
+			c->pos += *len + 1;
+			if (*len > 0 && start[*len - 1] == '\r')
+				(*len)--;
+			return 0;
 		}
 		if (have >= FERRY_LINE_MAX)
 			return -EPROTO;
@@ -327,6 +343,34 @@ int client_read_reply(struct client_conn *c, struct proto_reply *rep)
 		if (n < 0)
 			return (int)n;
 	}
+}
+
+/* The next reply line, parsed as SUM's answer into SUM when it is not
+ * NULL, else into REP. */
+static int read_reply(struct client_conn *c, struct proto_reply *rep,
+		      struct proto_sum_reply *sum)
+{
+	const char *line = NULL;
+	size_t len = 0;
+	int rc = read_line(c, &line, &len);
+
+	if (rc < 0)
+		return rc;
+	if (sum != NULL)
+		rc = proto_parse_sum_reply(line, len, sum);
+	else
+		rc = proto_parse_reply(line, len, rep);
+	return rc == 0 ? 0 : -EPROTO;
+}
+
+int client_read_reply(struct client_conn *c, struct proto_reply *rep)
+{
+	return read_reply(c, rep, NULL);
+}
+
+int client_read_sum(struct client_conn *c, struct proto_sum_reply *rep)
+{
+	return read_reply(c, NULL, rep);
 }
 
 static int write_all(int fd, const char *buf, size_t len)
@@ -346,10 +390,11 @@ static int write_all(int fd, const char *buf, size_t len)
 }
 
 /* Receives exactly LENGTH bytes into FD (or MEM, or nowhere when both are
- * absent). What follows them stays in the buffer for the next reply. */
+ * absent), adding them to HASH unless it is NULL. What follows them stays
+ * in the buffer for the next reply. */
 static int recv_exact(struct client_conn *c, int fd, char *mem,
 		      uint64_t length, uint64_t *received, bool *write_failed,
-		      client_progress_fn progress, void *arg)
+		      EVP_MD_CTX *hash, client_progress_fn progress, void *arg)
 {
 	uint64_t got = 0;
 	int rc = 0;
@@ -369,6 +414,11 @@ static int recv_exact(struct client_conn *c, int fd, char *mem,
 		take = c->len - c->pos;
 		if (take > length - got)
 			take = (size_t)(length - got);
+		if (hash != NULL &&
+		    EVP_DigestUpdate(hash, c->buf + c->pos, take) != 1) {
+			rc = -ENOMEM;
+			break;
+		}
 		if (mem != NULL) {
 			memcpy(mem + got, c->buf + c->pos, take);
 		} else if (fd >= 0) {
@@ -391,7 +441,7 @@ int client_recv_body(struct client_conn *c, int fd, uint64_t length,
 		     uint64_t *received, bool *write_failed,
 		     client_progress_fn progress, void *arg)
 {
-	return recv_exact(c, fd, NULL, length, received, write_failed,
+	return recv_exact(c, fd, NULL, length, received, write_failed, NULL,
 			  progress, arg);
 }
 
@@ -422,7 +472,7 @@ int client_list(struct client_conn *c, const char *dir,
 	if (mem == NULL)
 		return -ENOMEM;
 	rc = recv_exact(c, -1, mem, rep->length, &got, &write_failed, NULL,
-			NULL);
+			NULL, NULL);
 	if (rc < 0) {
 		free(mem);
 		return rc;
@@ -431,6 +481,88 @@ int client_list(struct client_conn *c, const char *dir,
 	*body = mem;
 	*len = (size_t)rep->length;
 	return 0;
+}
+
+/* ---- digests ------------------------------------------------------------ */
+
+/* Adds the first LENGTH bytes of FD to HASH (all of it: UINT64_MAX). */
+static int hash_fd(EVP_MD_CTX *hash, int fd, uint64_t length)
+{
+	char *buf = malloc(FERRY_CLIENT_BUFFER_BYTES);
+	uint64_t at = 0;
+	int rc = 0;
+
+	if (buf == NULL)
+		return -ENOMEM;
+	while (at < length) {
+		size_t want = length - at < FERRY_CLIENT_BUFFER_BYTES
+				      ? (size_t)(length - at)
+				      : FERRY_CLIENT_BUFFER_BYTES;
+		ssize_t n = pread(fd, buf, want, (off_t)at);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = -errno;
+			break;
+		}
+		if (n == 0) {
+			/* Shorter than the caller knew it to be. */
+			rc = length == UINT64_MAX ? 0 : -ESTALE;
+			break;
+		}
+		if (EVP_DigestUpdate(hash, buf, (size_t)n) != 1) {
+			rc = -ENOMEM;
+			break;
+		}
+		at += (uint64_t)n;
+	}
+	free(buf);
+	return rc;
+}
+
+static EVP_MD_CTX *hash_new(void)
+{
+	EVP_MD_CTX *hash = EVP_MD_CTX_new();
+
+	if (hash != NULL && EVP_DigestInit_ex(hash, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(hash);
+		hash = NULL;
+	}
+	return hash;
+}
+
+/* Finishes HASH into DIGEST and frees it. */
+static int hash_end(EVP_MD_CTX *hash, unsigned char digest[FERRY_SHA256_BYTES])
+{
+	unsigned int n = 0;
+	int ok = EVP_DigestFinal_ex(hash, digest, &n);
+
+	EVP_MD_CTX_free(hash);
+	return ok == 1 && n == FERRY_SHA256_BYTES ? 0 : -ENOMEM;
+}
+
+int client_sha256_file(const char *path,
+		       unsigned char digest[FERRY_SHA256_BYTES])
+{
+	EVP_MD_CTX *hash;
+	int fd, rc;
+
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	hash = hash_new();
+	if (hash == NULL) {
+		close(fd);
+		return -ENOMEM;
+	}
+	rc = hash_fd(hash, fd, UINT64_MAX);
+	close(fd);
+	if (rc < 0) {
+		EVP_MD_CTX_free(hash);
+		return rc;
+	}
+	return hash_end(hash, digest);
 }
 
 /* ---- resume records ----------------------------------------------------- */
@@ -500,11 +632,14 @@ static int meta_write(const char *path, const struct client_meta *m)
 
 /* ---- fetching ----------------------------------------------------------- */
 
-/* One GET in the pipeline. A probe ("GET PATH OFFSET 0") only asks for SIZE
- * and MTIME, to decide whether a part can be continued. */
+/* One request in the pipeline: the GET that fetches a job's bytes; a probe
+ * ("GET PATH OFFSET 0"), which only asks for SIZE and MTIME, to decide
+ * whether a part can be continued; or, with --verify, the SUM that follows
+ * the fetch. */
 struct request {
 	size_t job;
 	bool probe;
+	bool sum;
 	uint64_t offset;
 	bool has_length;
 	uint64_t length;
@@ -516,7 +651,7 @@ struct getter {
 	struct client_conn *c;
 	struct client_job *jobs;
 	const struct client_get_opts *opts;
-	struct request *queue; /* room for two requests per job */
+	struct request *queue; /* room for three requests per job */
 	size_t tail;
 	/* The body being received, for the progress callback. */
 	const struct client_job *job;
@@ -538,18 +673,40 @@ static int set_path(char *out, size_t cap, const char *dest,
 	return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
 }
 
-/* Queues the GET that fetches job J's bytes, from the start of the range
- * or after the HAVE bytes its part holds. */
-static void queue_fetch(struct getter *g, size_t job, uint64_t have)
+static struct request *queue_add(struct getter *g, size_t job)
 {
-	const struct client_get_opts *o = g->opts;
 	struct request *r = &g->queue[g->tail++];
 
 	memset(r, 0, sizeof(*r));
 	r->job = job;
+	return r;
+}
+
+/* Queues the GET that fetches job J's bytes, from the start of the range
+ * or after the HAVE bytes its part holds, and with --verify the SUM that
+ * checks them. */
+static void queue_fetch(struct getter *g, size_t job, uint64_t have)
+{
+	const struct client_get_opts *o = g->opts;
+	struct request *r = queue_add(g, job);
+
 	r->offset = o->offset + have;
 	r->has_length = o->has_length;
 	r->length = o->has_length ? o->length - have : 0;
+	if (o->verify)
+		queue_add(g, job)->sum = true;
+}
+
+/* Request R's line into LINE. Its length, or a negative errno. */
+static int format_request(const struct getter *g, const struct request *r,
+			  char *line, size_t cap)
+{
+	const char *path = g->jobs[r->job].path;
+
+	if (r->sum)
+		return client_format_sum(line, cap, path);
+	return client_format_get(line, cap, path, r->offset, r->has_length,
+				 r->length);
 }
 
 /* Gives up on resuming job J: its part will be truncated. */
@@ -570,7 +727,8 @@ static void prepare(struct getter *g, size_t index)
 	struct request *r;
 
 	j->status = CLIENT_PENDING;
-	/* The longest line this job can need; if it fits, all do. */
+	/* The longest line this job can need; if it fits, all do (a SUM
+	 * line is shorter than this GET). */
 	if (client_format_get(probe_line, sizeof(probe_line), j->path,
 			      FERRY_NUMBER_MAX, true, FERRY_NUMBER_MAX) < 0) {
 		fail(j, -ENAMETOOLONG, CLIENT_STAGE_NET);
@@ -607,9 +765,7 @@ static void prepare(struct getter *g, size_t index)
 		queue_fetch(g, index, 0);
 		return;
 	}
-	r = &g->queue[g->tail++];
-	memset(r, 0, sizeof(*r));
-	r->job = index;
+	r = queue_add(g, index);
 	r->probe = true;
 	r->offset = o->offset + j->resumed;
 	r->has_length = true;
@@ -626,7 +782,8 @@ static void progress_cb(void *arg, uint64_t received)
 /* Opens where job J's bytes go, after its OK line: NAME.part, truncated and
  * with a new record when starting over, or continued after the bytes it
  * holds. The part is truncated before the record is written, so a part
- * never holds bytes of another version than its record names. */
+ * never holds bytes of another version than its record names. A part that
+ * is a symlink is not followed (ELOOP). */
 static int open_output(struct client_job *j, const struct client_get_opts *o,
 		       int *fd)
 {
@@ -642,11 +799,18 @@ static int open_output(struct client_job *j, const struct client_get_opts *o,
 		return *fd < 0 ? -errno : 0;
 	}
 	if (!j->resuming) {
-		*fd = open(j->part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+		*fd = open(j->part,
+			   O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
 			   0666);
 		if (*fd < 0)
 			return -errno;
-		rc = meta_write(j->meta, &m);
+		/* A small file is fetched again whole: no record, and none
+		 * left of another version. */
+		if (j->size < o->record_min_bytes)
+			rc = unlink(j->meta) < 0 && errno != ENOENT ? -errno
+								   : 0;
+		else
+			rc = meta_write(j->meta, &m);
 		if (rc < 0) {
 			close(*fd);
 			*fd = -1;
@@ -655,7 +819,7 @@ static int open_output(struct client_job *j, const struct client_get_opts *o,
 		}
 		return 0;
 	}
-	*fd = open(j->part, O_WRONLY | O_CLOEXEC);
+	*fd = open(j->part, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 	if (*fd < 0)
 		return -errno;
 	if (ftruncate(*fd, (off_t)j->resumed) < 0 ||
@@ -668,24 +832,34 @@ static int open_output(struct client_job *j, const struct client_get_opts *o,
 	return 0;
 }
 
-/* Makes a complete NAME.part into NAME: the server's MTIME, on disk before
- * the rename, and the record removed. Closes FD. */
-static int finish(struct client_job *j, int fd)
+/* Makes a complete NAME.part ready to become NAME: the server's MTIME, and
+ * on disk unless the batch is synced at once (BATCH). Closes FD. */
+static int seal(struct client_job *j, int fd, bool batch)
 {
 	struct timespec ts[2] = { { 0, UTIME_NOW }, { (time_t)j->mtime, 0 } };
 	int rc = 0;
 
+	if (j->dest == NULL)
+		return 0;
 	if (j->direct)
 		return close(fd) < 0 ? -errno : 0;
-	if (futimens(fd, ts) < 0 || fsync(fd) < 0)
+	if (futimens(fd, ts) < 0 || (!batch && fsync(fd) < 0))
 		rc = -errno;
 	if (close(fd) < 0 && rc == 0)
 		rc = -errno;
-	if (rc == 0 && rename(j->part, j->dest) < 0)
-		rc = -errno;
-	if (rc == 0 && unlink(j->meta) < 0 && errno != ENOENT)
-		rc = -errno;
 	return rc;
+}
+
+/* Renames a sealed NAME.part to NAME and removes the record. */
+static int install(struct client_job *j)
+{
+	if (j->dest == NULL || j->direct)
+		return 0;
+	if (rename(j->part, j->dest) < 0)
+		return -errno;
+	if (unlink(j->meta) < 0 && errno != ENOENT)
+		return -errno;
+	return 0;
 }
 
 /* Reads and drops LENGTH bytes, keeping the connection in step. */
@@ -695,7 +869,112 @@ static int drain(struct client_conn *c, uint64_t length)
 	bool write_failed;
 
 	return recv_exact(c, -1, NULL, length, &got, &write_failed, NULL,
-			  NULL);
+			  NULL, NULL);
+}
+
+/* Renames job J's part to NAME: CLIENT_DONE, or failed. */
+static void finish_job(struct client_job *j)
+{
+	int rc = install(j);
+
+	if (rc < 0)
+		fail(j, rc, CLIENT_STAGE_FINISH);
+	else
+		j->status = CLIENT_DONE;
+}
+
+/* With OPTS->batch_sync: one syncfs(2) puts every complete part of the
+ * batch on disk, then each becomes NAME. */
+static void finish_batch(struct client_job *jobs, size_t n,
+			 const struct client_get_opts *opts)
+{
+	size_t i;
+	int rc = 0, fd = -1;
+
+	for (i = 0; i < n; i++) {
+		struct client_job *j = &jobs[i];
+
+		if (j->status != CLIENT_PENDING || !j->received_all ||
+		    !j->verified)
+			continue;
+		if (fd < 0 && rc == 0 && j->dest != NULL && !j->direct) {
+			fd = open(j->part, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+			if (fd < 0 || syncfs(fd) < 0)
+				rc = -errno;
+		}
+		if (rc < 0)
+			fail(j, rc, CLIENT_STAGE_FINISH);
+		else
+			finish_job(j);
+		if (opts->finished != NULL)
+			opts->finished(opts->arg, j);
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
+/* The answer to the SUM after job J's fetch: NAME when SUM agrees with
+ * what arrived, nothing at all when it does not. 0, 1 or a negative errno
+ * as answer(). */
+static int answer_sum(struct getter *g, struct client_job *j)
+{
+	struct proto_sum_reply rep;
+	int rc = client_read_sum(g->c, &rep);
+
+	if (rc < 0) {
+		if (j->status == CLIENT_PENDING)
+			fail(j, rc, rc == -EPROTO ? CLIENT_STAGE_PROTOCOL
+						  : CLIENT_STAGE_NET);
+		return rc;
+	}
+	/* The fetch failed or was refused: its SUM says nothing new. */
+	if (j->status != CLIENT_PENDING || !j->received_all)
+		return !rep.ok && proto_error_closes(rep.code) ? 1 : 0;
+	if (!rep.ok) {
+		/* The part stays: a later -c finishes it without a refetch. */
+		j->status = CLIENT_REFUSED;
+		j->code = rep.code;
+		snprintf(j->reason, sizeof(j->reason), "SUM: %.250s",
+			 rep.reason);
+		return proto_error_closes(rep.code) ? 1 : 0;
+	}
+	memcpy(j->server_sha256, rep.sha256, sizeof(j->server_sha256));
+	if (rep.size != j->size || rep.mtime != j->mtime ||
+	    memcmp(rep.sha256, j->sha256, sizeof(j->sha256)) != 0) {
+		j->status = CLIENT_MISMATCH;
+		j->stage = rep.size != j->size || rep.mtime != j->mtime
+				   ? CLIENT_STAGE_CHANGED
+				   : CLIENT_STAGE_VERIFY;
+		if (j->dest != NULL && !j->direct) {
+			unlink(j->part);
+			unlink(j->meta);
+		}
+		return 0;
+	}
+	if (g->opts->batch_sync) {
+		j->verified = true;
+		return 0;
+	}
+	finish_job(j);
+	return 0;
+}
+
+/* With --verify, starts job J's digest: the bytes a resumed part already
+ * holds are the one read of the file (FD, open for reading too). */
+static int start_hash(struct client_job *j, int fd, EVP_MD_CTX **hash)
+{
+	int rc = 0;
+
+	*hash = hash_new();
+	if (*hash == NULL)
+		return -ENOMEM;
+	if (j->resumed > 0)
+		rc = hash_fd(*hash, fd, j->resumed);
+	if (rc < 0) {
+		EVP_MD_CTX_free(*hash);
+		*hash = NULL;
+	}
+	return rc;
 }
 
 /* Receives the answer to request R. 0 when the connection can go on, 1
@@ -706,9 +985,12 @@ static int answer(struct getter *g, const struct request *r)
 	struct client_job *j = &g->jobs[r->job];
 	const struct client_get_opts *o = g->opts;
 	struct proto_reply rep;
+	EVP_MD_CTX *hash = NULL;
 	bool write_failed = false;
 	int fd = -1, rc;
 
+	if (r->sum)
+		return answer_sum(g, j);
 	rc = client_read_reply(g->c, &rep);
 	if (rc < 0) {
 		fail(j, rc, rc == -EPROTO ? CLIENT_STAGE_PROTOCOL
@@ -754,6 +1036,11 @@ static int answer(struct getter *g, const struct request *r)
 
 	j->stage = CLIENT_STAGE_PART;
 	rc = open_output(j, o, &fd);
+	if (rc == 0 && o->verify) {
+		rc = start_hash(j, fd, &hash);
+		if (rc < 0 && j->dest != NULL)
+			close(fd);
+	}
 	if (rc < 0) {
 		fail(j, rc, j->stage);
 		/* One file that cannot be written; the others still can. */
@@ -763,10 +1050,12 @@ static int answer(struct getter *g, const struct request *r)
 	g->job = j;
 	g->base = j->resumed;
 	g->total = j->resumed + rep.length;
-	rc = client_recv_body(g->c, fd, rep.length, &j->received,
-			      &write_failed,
-			      o->progress != NULL ? progress_cb : NULL, g);
+	rc = recv_exact(g->c, fd, NULL, rep.length, &j->received,
+			&write_failed, hash,
+			o->progress != NULL ? progress_cb : NULL, g);
 	if (rc < 0) {
+		if (hash != NULL)
+			EVP_MD_CTX_free(hash);
 		if (j->dest != NULL)
 			close(fd);
 		if (write_failed)
@@ -776,14 +1065,25 @@ static int answer(struct getter *g, const struct request *r)
 						      : CLIENT_STAGE_NET);
 		return rc;
 	}
-	if (j->dest != NULL) {
-		rc = finish(j, fd);
-		if (rc < 0) {
-			fail(j, rc, CLIENT_STAGE_FINISH);
-			return 0;
-		}
+	if (hash != NULL && hash_end(hash, j->sha256) < 0) {
+		fail(j, -ENOMEM, CLIENT_STAGE_PART);
+		seal(j, fd, o->batch_sync);
+		return 0;
 	}
-	j->status = CLIENT_DONE;
+	rc = seal(j, fd, o->batch_sync);
+	if (rc == 0 && !o->verify && !o->batch_sync)
+		rc = install(j);
+	if (rc < 0) {
+		fail(j, rc, CLIENT_STAGE_FINISH);
+		return 0;
+	}
+	if (o->verify || o->batch_sync) {
+		/* NAME waits for the SUM, or for the batch's sync. */
+		j->received_all = true;
+		j->verified = !o->verify;
+	} else {
+		j->status = CLIENT_DONE;
+	}
 	return 0;
 }
 
@@ -799,7 +1099,7 @@ int client_get(struct client_conn *c, struct client_job *jobs, size_t n,
 	g.c = c;
 	g.jobs = jobs;
 	g.opts = opts;
-	g.queue = calloc(2 * n + 1, sizeof(*g.queue));
+	g.queue = calloc(3 * n + 1, sizeof(*g.queue));
 	if (g.queue == NULL)
 		return -ENOMEM;
 	for (i = 0; i < n; i++)
@@ -807,6 +1107,8 @@ int client_get(struct client_conn *c, struct client_job *jobs, size_t n,
 
 	while (head < g.tail) {
 		struct request *r;
+		struct client_job *j;
+		bool was_pending;
 
 		/* Send ahead what the window allows, and always the request
 		 * whose answer comes next. */
@@ -814,9 +1116,7 @@ int client_get(struct client_conn *c, struct client_job *jobs, size_t n,
 			int len;
 
 			r = &g.queue[sent];
-			len = client_format_get(line, sizeof(line),
-						jobs[r->job].path, r->offset,
-						r->has_length, r->length);
+			len = format_request(&g, r, line, sizeof(line));
 			if (len < 0) { /* prepare() ruled this out */
 				send_rc = len;
 				break;
@@ -835,15 +1135,27 @@ int client_get(struct client_conn *c, struct client_job *jobs, size_t n,
 		 * server that refused and closed has said why. */
 		if (head == sent) {
 			rc = send_rc;
-			fail(&jobs[g.queue[head].job], rc, CLIENT_STAGE_NET);
+			j = &jobs[g.queue[head].job];
+			if (j->status == CLIENT_PENDING) {
+				fail(j, rc, CLIENT_STAGE_NET);
+				if (opts->finished != NULL)
+					opts->finished(opts->arg, j);
+			}
 			break;
 		}
 		r = &g.queue[head++];
 		ahead -= r->line_len;
+		j = &jobs[r->job];
+		was_pending = j->status == CLIENT_PENDING;
 		rc = answer(&g, r);
+		if (was_pending && j->status != CLIENT_PENDING && opts->finished != NULL)
+			opts->finished(opts->arg, j);
 		if (rc != 0)
 			break;
 	}
+
+	if (opts->batch_sync)
+		finish_batch(jobs, n, opts);
 
 	/* The connection ended early: what is left shares the cause. */
 	for (i = head; i < g.tail && rc != 0; i++) {
@@ -862,6 +1174,8 @@ int client_get(struct client_conn *c, struct client_job *jobs, size_t n,
 		} else {
 			fail(j, rc, CLIENT_STAGE_ABORTED);
 		}
+		if (opts->finished != NULL)
+			opts->finished(opts->arg, j);
 	}
 	free(g.queue);
 	return 0;
@@ -929,13 +1243,26 @@ int client_format_summary(char *buf, size_t cap, const char *label,
 			label, bytes, elapsed_s, (double)bytes / rate_s / MIB);
 }
 
+void client_format_name(char *buf, size_t cap, const char *name)
+{
+	const unsigned char *s = (const unsigned char *)name;
+	size_t n = 0;
+
+	/* A name must not move the cursor or ring the terminal's bell. */
+	for (; *s != '\0' && n + 4 <= cap; s++) {
+		if (*s < 0x20 || *s == 0x7f)
+			n += (size_t)snprintf(buf + n, cap - n, "%%%02X", *s);
+		else
+			buf[n++] = (char)*s;
+	}
+	buf[n] = '\0';
+}
+
 int client_format_entry(char *buf, size_t cap, const struct proto_entry *e)
 {
 	char size[32], date[32], name[3 * FERRY_LINE_MAX + 1];
-	const unsigned char *s = (const unsigned char *)e->name;
 	time_t t = (time_t)e->mtime;
 	struct tm tm;
-	size_t n = 0;
 
 	if (e->type == 'd')
 		snprintf(size, sizeof(size), "-");
@@ -944,15 +1271,7 @@ int client_format_entry(char *buf, size_t cap, const struct proto_entry *e)
 	if (localtime_r(&t, &tm) == NULL ||
 	    strftime(date, sizeof(date), "%Y-%m-%d %H:%M", &tm) == 0)
 		snprintf(date, sizeof(date), "%" PRId64, e->mtime);
-	/* A name must not move the cursor or ring the terminal's bell. */
-	for (; *s != '\0' && n + 4 <= sizeof(name); s++) {
-		if (*s < 0x20 || *s == 0x7f)
-			n += (size_t)snprintf(name + n, sizeof(name) - n,
-					      "%%%02X", *s);
-		else
-			name[n++] = (char)*s;
-	}
-	name[n] = '\0';
+	client_format_name(name, sizeof(name), e->name);
 	return snprintf(buf, cap, "%c %10s  %s  %s", e->type, size, date,
 			name);
 }

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "client/rate.h"
 #include "common/protocol.h"
 
 /* Connecting to one address may take this long before the next is tried. */
@@ -53,6 +54,9 @@ struct client_conn {
 	int gai_error;    /* getaddrinfo's code when resolving failed */
 	char peer[64];    /* the address connected to, "[::1]:7070" */
 	bool eof;         /* the server closed its side */
+	/* --limit-rate: every recv waits for this bucket (NULL: none). Set
+	 * by the caller after client_connect; not owned. */
+	struct rate_limit *rate;
 };
 
 /* Resolves T and connects to the first address that answers, each attempt
@@ -70,12 +74,18 @@ int client_format_get(char *buf, size_t cap, const char *path,
 		      uint64_t offset, bool has_length, uint64_t length);
 /* Formats "LIST [DIR]\n" likewise; DIR may be NULL. */
 int client_format_list(char *buf, size_t cap, const char *dir);
+/* Formats "SUM PATH\n" likewise. */
+int client_format_sum(char *buf, size_t cap, const char *path);
 
 /* Sends all LEN bytes. 0, -ETIMEDOUT or -errno. */
 int client_send(struct client_conn *c, const char *buf, size_t len);
 /* Receives one reply line and parses it. 0; -ECONNRESET when the server
  * closed first; -EPROTO for a line that is not a reply; -ETIMEDOUT. */
 int client_read_reply(struct client_conn *c, struct proto_reply *rep);
+
+/* Receives the answer to a SUM. 0 (an ERR is 0 with REP->ok false), or as
+ * client_read_reply. */
+int client_read_sum(struct client_conn *c, struct proto_sum_reply *rep);
 
 /* Progress of a body being received: called after each chunk with the
  * bytes received so far. */
@@ -93,6 +103,13 @@ int client_recv_body(struct client_conn *c, int fd, uint64_t length,
  * malloc'd, NUL-terminated *BODY. An ERR reply is 0 with REP->ok false. */
 int client_list(struct client_conn *c, const char *dir,
 		struct proto_reply *rep, char **body, size_t *len);
+
+/* ---- digests ------------------------------------------------------------ */
+
+/* The SHA-256 of the whole of the regular file PATH (opened without
+ * following a final symlink). 0 or -errno. */
+int client_sha256_file(const char *path,
+		       unsigned char digest[FERRY_SHA256_BYTES]);
 
 /* ---- fetching files: GET with NAME.part and resume ---------------------- */
 
@@ -116,6 +133,9 @@ enum client_status {
 	CLIENT_DONE,     /* NAME is complete */
 	CLIENT_REFUSED,  /* the server answered ERR (code, reason) */
 	CLIENT_FAILED,   /* network or disk: err, stage */
+	CLIENT_MISMATCH, /* --verify: the bytes or the version differ from
+			  * SUM's (stage CLIENT_STAGE_VERIFY or _CHANGED);
+			  * nothing is kept */
 };
 
 /* Where a failed file failed, for the message. */
@@ -128,6 +148,7 @@ enum client_stage {
 	CLIENT_STAGE_FINISH,   /* fsync, mtime or rename to NAME */
 	CLIENT_STAGE_CHANGED,  /* changed on the server between two replies */
 	CLIENT_STAGE_ABORTED,  /* not fetched: an earlier file failed */
+	CLIENT_STAGE_VERIFY,   /* the SHA-256 received differs from SUM's */
 };
 
 /* One PATH of ferry get. The caller fills the first block; client_get the
@@ -147,6 +168,9 @@ struct client_job {
 	uint64_t resumed;       /* bytes that were already in NAME.part */
 	uint64_t received;      /* bytes received by this run */
 	bool restarted;         /* a NAME.part was there but not resumed */
+	/* --verify: the digest of the bytes (whole file), and SUM's. */
+	unsigned char sha256[FERRY_SHA256_BYTES];
+	unsigned char server_sha256[FERRY_SHA256_BYTES];
 
 	/* Internal. */
 	char part[4200];
@@ -154,6 +178,8 @@ struct client_job {
 	struct client_meta rec; /* the .meta of the part being resumed */
 	bool resuming;
 	bool direct;            /* dest is a device or FIFO: written as is */
+	bool received_all;      /* sealed; NAME waits for SUM or the sync */
+	bool verified;          /* SUM agreed (or no --verify) */
 };
 
 /* Progress over all files: which one, and its bytes so far out of TOTAL
@@ -166,7 +192,21 @@ struct client_get_opts {
 	bool has_length;    /* --length given */
 	uint64_t length;
 	bool resume;        /* -c */
+	/* --verify: hash the bytes as they arrive (and what a resumed part
+	 * held), pipeline "SUM PATH" after the file's GET, and make NAME only
+	 * when digest, SIZE and MTIME agree; otherwise CLIENT_MISMATCH and
+	 * neither NAME nor the part is left. Whole files only. */
+	bool verify;
+	/* Parts of files smaller than this get no NAME.part.meta: cut off,
+	 * they are fetched again whole (0: every part has its record). */
+	uint64_t record_min_bytes;
+	/* Instead of an fsync per file, one syncfs(2) when the batch's
+	 * answers are in, then the renames: as safe (no NAME before its
+	 * bytes are on disk), far fewer flushes for many small files. */
+	bool batch_sync;
 	client_get_progress_fn progress; /* may be NULL */
+	/* Called once per job when it has its final status (may be NULL). */
+	void (*finished)(void *arg, const struct client_job *job);
 	void *arg;
 };
 
@@ -176,7 +216,8 @@ struct client_get_opts {
  * removed) only once exactly LENGTH bytes arrived. With OPTS->resume a
  * NAME.part is continued after a "GET PATH OFFSET 0" showed SIZE and MTIME
  * unchanged; else it is started over. A refusal affects one job; a network
- * failure ends the others too (CLIENT_STAGE_ABORTED). Returns 0 when every
+ * failure ends the others too (CLIENT_STAGE_ABORTED). A part is opened
+ * without following a symlink. Returns 0 when every
  * job got a status; each job says how it ended. */
 int client_get(struct client_conn *c, struct client_job *jobs, size_t n,
 	       const struct client_get_opts *opts);
@@ -198,6 +239,9 @@ int client_format_progress(char *buf, size_t cap, const char *name,
 /* The summary: "LABEL: BYTES bytes in 0.42 s, 238.10 MiB/s". */
 int client_format_summary(char *buf, size_t cap, const char *label,
 			  uint64_t bytes, double elapsed_s);
+/* NAME for a terminal: bytes below 0x20 and 0x7f as %XX, cut to fit CAP
+ * (3 x strlen + 1 always fits). */
+void client_format_name(char *buf, size_t cap, const char *name);
 /* One ls line: type, size in human units ("-" for a directory), local
  * date, name (bytes below 0x20 and 0x7f shown as %XX):
  * "f   100.0 KiB  2025-11-24 16:00  small.bin". */

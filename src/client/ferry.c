@@ -1,5 +1,6 @@
-/* ferry: the command line. Options, dispatch to get, ls and stats, and the
- * messages; what happens on the wire and on disk is in client.c. */
+/* ferry: the command line. Options, dispatch to get, sync, ls and stats,
+ * and the messages; what happens on the wire and on disk is in client.c
+ * (and sync.c for a tree). */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -13,27 +14,37 @@
 #include <unistd.h>
 
 #include "client/client.h"
-#include "common/protocol.h"
+#include "client/rate.h"
+#include "client/report.h"
 #include "client/stats.h"
+#include "client/sync.h"
+#include "common/protocol.h"
 
 #ifndef PACKAGE_VERSION
 #define PACKAGE_VERSION "unknown"
 #endif
 
-/* Exit codes, as man/ferry.1 documents them. */
-#define FERRY_EXIT_DONE 0
-#define FERRY_EXIT_REFUSED 1 /* the server answered ERR */
-#define FERRY_EXIT_USAGE 2
-#define FERRY_EXIT_FAILED 3 /* network or I/O */
-
 /* The progress line is redrawn at most this often. */
 #define PROGRESS_INTERVAL_MS 100
 
-enum { OPT_OFFSET = 256, OPT_LENGTH };
+enum {
+	OPT_OFFSET = 256,
+	OPT_LENGTH,
+	OPT_VERIFY,
+	OPT_LIMIT_RATE,
+	OPT_CHECKSUM,
+	OPT_DELETE,
+	OPT_DRY_RUN,
+};
 
 static const char usage_text[] =
-	"usage: ferry get [-o FILE | -d DIR] [-c] [-q] [--offset N] "
-	"[--length N] HOST[:PORT] PATH...\n"
+	"usage: ferry get [-o FILE | -d DIR] [-c] [-q] [--verify] "
+	"[--limit-rate RATE]\n"
+	"                 [--offset N] [--length N] HOST[:PORT] PATH...\n"
+	"       ferry sync [-j N] [--checksum] [--delete] [--dry-run] "
+	"[--verify]\n"
+	"                  [--limit-rate RATE] [-q] HOST[:PORT] REMOTE_DIR "
+	"LOCAL_DIR\n"
 	"       ferry ls HOST[:PORT] [DIR]\n"
 	"       ferry stats [--since T] [--until T] [--svg FILE] [LOG...]\n"
 	"       ferry --help | --version\n";
@@ -49,10 +60,18 @@ static const char help_text[] =
 	"  -q            no progress line, no summary\n"
 	"  --offset N    start at byte N of the file\n"
 	"  --length N    fetch at most N bytes\n"
+	"  --verify      compare the SHA-256 of what arrived with the server's\n"
+	"  --limit-rate RATE  receive at most RATE bytes/s (K, M, G: 1024-based)\n"
+	"\n"
+	"sync options (and -q, --verify, --limit-rate as for get):\n"
+	"  -j N          fetch over N connections (1 to 64, default 4)\n"
+	"  --checksum    compare SHA-256 digests instead of size and mtime\n"
+	"  --delete      remove local files the server does not list\n"
+	"  --dry-run     print what would be done, change nothing\n"
 	"\n"
 	"HOST is a name, an IPv4 address or an IPv6 address in brackets.\n"
 	"Exit status: 0 done, 1 refused by the server, 2 usage, 3 network or\n"
-	"I/O failure. See ferry(1).\n";
+	"I/O failure, 4 verification failed. See ferry(1).\n";
 
 /* "ferry: MESSAGE", then the usage, on stderr. */
 static void usage_error(const char *fmt, ...)
@@ -83,6 +102,24 @@ static int parse_count(const char *s, uint64_t *out)
 	return proto_parse_number(s, strlen(s), out) < 0 ? -EINVAL : 0;
 }
 
+/* The options get and sync share, which the table of each ends with. */
+#define FETCH_LONGOPTS                                                      \
+	{ "quiet", no_argument, NULL, 'q' },                                \
+	{ "verify", no_argument, NULL, OPT_VERIFY },                        \
+	{ "limit-rate", required_argument, NULL, OPT_LIMIT_RATE },          \
+	{ "help", no_argument, NULL, 'h' },                                 \
+	{ NULL, 0, NULL, 0 }
+
+/* --limit-rate's value into *RATE_BPS, or a usage error. */
+static int parse_rate_option(const char *arg, uint64_t *rate_bps)
+{
+	if (rate_parse(arg, rate_bps) == 0)
+		return 0;
+	usage_error("not a rate: '%s' (bytes per second, or with K, M or G)",
+		    arg);
+	return -EINVAL;
+}
+
 /* The unknown option getopt just met, for the message. */
 static const char *bad_option(char **argv)
 {
@@ -97,19 +134,41 @@ static const char *bad_option(char **argv)
 	return argv[optind - 1];
 }
 
+/* Handles an option get and sync share (FETCH_LONGOPTS), or getopt's
+ * complaint. -1 when parsing goes on, else the exit code to return. */
+static int fetch_option(int opt, char **argv, bool *quiet, bool *verify,
+			uint64_t *rate_bps)
+{
+	switch (opt) {
+	case 'q':
+		*quiet = true;
+		return -1;
+	case OPT_VERIFY:
+		*verify = true;
+		return -1;
+	case OPT_LIMIT_RATE:
+		return parse_rate_option(optarg, rate_bps) < 0
+			       ? FERRY_EXIT_USAGE
+			       : -1;
+	case 'h':
+		printf("%s%s", usage_text, help_text);
+		return FERRY_EXIT_DONE;
+	case ':':
+		usage_error("%s needs a value", bad_option(argv));
+		return FERRY_EXIT_USAGE;
+	default:
+		usage_error("unknown option '%s'", bad_option(argv));
+		return FERRY_EXIT_USAGE;
+	}
+}
+
 /* Connects to TARGET, or says why not. */
 static int connect_or_say(struct client_conn *c, const struct client_target *t)
 {
 	int rc = client_connect(c, t, FERRY_CONNECT_TIMEOUT_MS);
 
-	if (rc == 0)
-		return 0;
-	if (c->gai_error != 0)
-		fprintf(stderr, "ferry: cannot resolve %s: %s\n", t->host,
-			gai_strerror(c->gai_error));
-	else
-		fprintf(stderr, "ferry: cannot connect to %s port %s: %s\n",
-			t->host, t->port, strerror(-rc));
+	if (rc < 0)
+		report_connect(t, c, rc);
 	return rc;
 }
 
@@ -145,7 +204,7 @@ static void draw_progress(void *arg, const struct client_job *job,
 	client_format_progress(line, sizeof(line), job_label(job), done, total,
 			       p->earlier_bytes + (done - job->resumed),
 			       (double)(now - p->start_ms) / 1000.0);
-	fprintf(stderr, "\r%s\033[K", line);
+	report_progress(line);
 	p->drawn = true;
 	p->drawn_ms = now;
 }
@@ -153,93 +212,8 @@ static void draw_progress(void *arg, const struct client_job *job,
 static void clear_progress(struct progress *p)
 {
 	if (p->drawn)
-		fprintf(stderr, "\r\033[K");
+		report_progress_clear();
 	p->drawn = false;
-}
-
-/* Says what became of job J; returns its exit code. */
-static int report(const struct client_job *j, bool resume, bool quiet)
-{
-	const char *err = strerror(-j->err);
-	char timeout[64];
-
-	switch (j->status) {
-	case CLIENT_DONE:
-		if (resume && j->restarted && !quiet)
-			fprintf(stderr,
-				"ferry: %s: the file changed on the server or "
-				"%s.part had no usable record; fetched it "
-				"from the start\n",
-				j->path, j->dest);
-		return FERRY_EXIT_DONE;
-	case CLIENT_REFUSED:
-		fprintf(stderr, "ferry: %s: the server refused: %d %s\n",
-			j->path, j->code, j->reason);
-		return FERRY_EXIT_REFUSED;
-	case CLIENT_PENDING:
-	case CLIENT_FAILED:
-		break;
-	}
-	if (j->err == -ECONNRESET)
-		err = "the server closed the connection";
-	else if (j->err == -ETIMEDOUT) {
-		snprintf(timeout, sizeof(timeout),
-			 "no progress for %d s; the server is stuck",
-			 FERRY_IO_TIMEOUT_MS / 1000);
-		err = timeout;
-	}
-	switch (j->stage) {
-	case CLIENT_STAGE_NET:
-		fprintf(stderr, "ferry: %s: %s\n", j->path, err);
-		break;
-	case CLIENT_STAGE_SHORT:
-		if (j->dest != NULL)
-			fprintf(stderr,
-				"ferry: %s: the server closed the connection "
-				"after %" PRIu64 " of %" PRIu64 " bytes; "
-				"%s.part is kept, resume with -c\n",
-				j->path, j->received, j->length, j->dest);
-		else
-			fprintf(stderr,
-				"ferry: %s: the server closed the connection "
-				"after %" PRIu64 " of %" PRIu64 " bytes; the "
-				"output is incomplete\n",
-				j->path, j->received, j->length);
-		break;
-	case CLIENT_STAGE_PROTOCOL:
-		fprintf(stderr, "ferry: %s: the server's reply is not in the "
-				"ferry protocol\n",
-			j->path);
-		break;
-	case CLIENT_STAGE_PART:
-		if (j->dest != NULL)
-			fprintf(stderr, "ferry: %s: writing %s: %s\n", j->path,
-				j->part[0] != '\0' ? j->part : j->dest, err);
-		else
-			fprintf(stderr, "ferry: %s: writing standard "
-					"output: %s\n",
-				j->path, err);
-		break;
-	case CLIENT_STAGE_META:
-		fprintf(stderr, "ferry: %s: writing %s: %s\n", j->path,
-			j->meta, err);
-		break;
-	case CLIENT_STAGE_FINISH:
-		fprintf(stderr, "ferry: %s: finishing %s: %s\n", j->path,
-			j->dest, err);
-		break;
-	case CLIENT_STAGE_CHANGED:
-		fprintf(stderr, "ferry: %s: the file changed on the server "
-				"while resuming; run ferry again\n",
-			j->path);
-		break;
-	case CLIENT_STAGE_ABORTED:
-		fprintf(stderr, "ferry: %s: not fetched: the connection "
-				"failed earlier (%s)\n",
-			j->path, err);
-		break;
-	}
-	return FERRY_EXIT_FAILED;
 }
 
 /* Fills JOBS[i].dest for each PATH: -o FILE, or DIR/basename. Names the
@@ -288,20 +262,20 @@ static int get_main(int argc, char **argv)
 		{ "output", required_argument, NULL, 'o' },
 		{ "directory", required_argument, NULL, 'd' },
 		{ "continue", no_argument, NULL, 'c' },
-		{ "quiet", no_argument, NULL, 'q' },
 		{ "offset", required_argument, NULL, OPT_OFFSET },
 		{ "length", required_argument, NULL, OPT_LENGTH },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		FETCH_LONGOPTS,
 	};
 	struct client_get_opts opts;
 	struct client_target target;
 	struct client_conn conn;
 	struct client_job *jobs = NULL;
 	struct progress prog;
+	struct rate_limit rate;
+	uint64_t rate_bps = 0;
 	const char *output = NULL, *dir = NULL;
 	char **names = NULL, line[512], label[64];
-	bool quiet = false;
+	bool quiet = false, ranged = false;
 	uint64_t bytes = 0;
 	size_t n, i, done = 0;
 	int opt, rc, code = FERRY_EXIT_DONE;
@@ -320,9 +294,7 @@ static int get_main(int argc, char **argv)
 		case 'c':
 			opts.resume = true;
 			break;
-		case 'q':
-			quiet = true;
-			break;
+
 		case OPT_OFFSET:
 		case OPT_LENGTH:
 			if (parse_count(optarg, opt == OPT_OFFSET
@@ -332,16 +304,14 @@ static int get_main(int argc, char **argv)
 				return FERRY_EXIT_USAGE;
 			}
 			opts.has_length |= opt == OPT_LENGTH;
+			ranged = true;
 			break;
-		case 'h':
-			printf("%s%s", usage_text, help_text);
-			return FERRY_EXIT_DONE;
-		case ':':
-			usage_error("%s needs a value", bad_option(argv));
-			return FERRY_EXIT_USAGE;
 		default:
-			usage_error("unknown option '%s'", bad_option(argv));
-			return FERRY_EXIT_USAGE;
+			rc = fetch_option(opt, argv, &quiet, &opts.verify,
+					  &rate_bps);
+			if (rc >= 0)
+				return rc;
+			break;
 		}
 	}
 	if (argc - optind < 2) {
@@ -364,6 +334,15 @@ static int get_main(int argc, char **argv)
 	if (output != NULL && strcmp(output, "-") == 0 && opts.resume) {
 		usage_error("-c cannot resume standard output");
 		return FERRY_EXIT_USAGE;
+	}
+	if (opts.verify && ranged) {
+		usage_error("--verify checks whole files; it excludes --offset "
+			    "and --length");
+		return FERRY_EXIT_USAGE;
+	}
+	if (rate_init(&rate, rate_bps) < 0) {
+		fprintf(stderr, "ferry: cannot set up --limit-rate\n");
+		return FERRY_EXIT_FAILED;
 	}
 
 	jobs = calloc(n, sizeof(*jobs));
@@ -397,6 +376,7 @@ static int get_main(int argc, char **argv)
 		code = FERRY_EXIT_FAILED;
 		goto out;
 	}
+	conn.rate = &rate;
 	rc = client_get(&conn, jobs, n, &opts);
 	client_close(&conn);
 	clear_progress(&prog);
@@ -406,7 +386,7 @@ static int get_main(int argc, char **argv)
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
-		int c = report(&jobs[i], opts.resume, quiet);
+		int c = report_job(&jobs[i], opts.resume, quiet, "resume with -c");
 
 		/* A failure outweighs a refusal. */
 		if (c > code)
@@ -438,7 +418,71 @@ out:
 		free(names[i]);
 	free(names);
 	free(jobs);
+	rate_destroy(&rate);
 	return code;
+}
+
+/* ---- sync --------------------------------------------------------------- */
+
+static int sync_main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "jobs", required_argument, NULL, 'j' },
+		{ "checksum", no_argument, NULL, OPT_CHECKSUM },
+		{ "delete", no_argument, NULL, OPT_DELETE },
+		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+		FETCH_LONGOPTS,
+	};
+	struct sync_opts o;
+	uint64_t jobs;
+	int opt, rc;
+
+	memset(&o, 0, sizeof(o));
+	o.jobs = FERRY_SYNC_JOBS_DEFAULT;
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, ":j:qh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'j':
+			if (parse_count(optarg, &jobs) < 0 || jobs < 1 ||
+			    jobs > FERRY_SYNC_JOBS_MAX) {
+				usage_error("-j takes 1 to %d, not '%s'",
+					    FERRY_SYNC_JOBS_MAX, optarg);
+				return FERRY_EXIT_USAGE;
+			}
+			o.jobs = (unsigned)jobs;
+			break;
+		case OPT_CHECKSUM:
+			o.checksum = true;
+			break;
+		case OPT_DELETE:
+			o.delete_extra = true;
+			break;
+		case OPT_DRY_RUN:
+			o.dry_run = true;
+			break;
+		default:
+			rc = fetch_option(opt, argv, &o.quiet, &o.verify,
+					  &o.rate_bps);
+			if (rc >= 0)
+				return rc;
+			break;
+		}
+	}
+	if (argc - optind != 3) {
+		usage_error("sync needs HOST[:PORT], REMOTE_DIR and LOCAL_DIR");
+		return FERRY_EXIT_USAGE;
+	}
+	if (client_parse_target(argv[optind], &o.target) < 0) {
+		usage_error("not HOST[:PORT]: '%s'", argv[optind]);
+		return FERRY_EXIT_USAGE;
+	}
+	o.remote_dir = argv[optind + 1];
+	o.local_dir = argv[optind + 2];
+	if (o.remote_dir[0] == '\0' || o.local_dir[0] == '\0') {
+		usage_error("an empty REMOTE_DIR or LOCAL_DIR");
+		return FERRY_EXIT_USAGE;
+	}
+	return sync_run(&o);
 }
 
 /* ---- ls ----------------------------------------------------------------- */
@@ -536,6 +580,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "get") == 0)
 		return get_main(argc - 1, argv + 1);
+	if (strcmp(cmd, "sync") == 0)
+		return sync_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "ls") == 0)
 		return ls_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "stats") == 0)

@@ -284,19 +284,26 @@ int proto_format_err(char *buf, size_t cap, int code, const char *reason)
 	return snprintf(buf, cap, "ERR %d %s\n", code, reason);
 }
 
+void proto_format_sha256(char out[2 * FERRY_SHA256_BYTES + 1],
+			 const unsigned char digest[FERRY_SHA256_BYTES])
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < FERRY_SHA256_BYTES; i++) {
+		out[2 * i] = hex[digest[i] >> 4];
+		out[2 * i + 1] = hex[digest[i] & 0xf];
+	}
+	out[2 * FERRY_SHA256_BYTES] = '\0';
+}
+
 int proto_format_ok_sum(char *buf, size_t cap,
 			const unsigned char digest[FERRY_SHA256_BYTES],
 			uint64_t size, int64_t mtime)
 {
-	static const char hex[] = "0123456789abcdef";
 	char text[2 * FERRY_SHA256_BYTES + 1];
-	size_t i;
 
-	for (i = 0; i < FERRY_SHA256_BYTES; i++) {
-		text[2 * i] = hex[digest[i] >> 4];
-		text[2 * i + 1] = hex[digest[i] & 0xf];
-	}
-	text[2 * FERRY_SHA256_BYTES] = '\0';
+	proto_format_sha256(text, digest);
 	return snprintf(buf, cap, "OK sha256 %s %" PRIu64 " %" PRId64 "\n",
 			text, size, mtime);
 }
@@ -368,5 +375,45 @@ int proto_parse_entry(const char *line, size_t len, struct proto_entry *ent)
 	if (field_len[3] >= sizeof(ent->name) ||
 	    proto_decode(field[3], field_len[3], ent->name) < 0)
 		return -1;
+	return 0;
+}
+
+int proto_parse_sum_reply(const char *line, size_t len,
+			  struct proto_sum_reply *rep)
+{
+	struct proto_reply err;
+	const char *field[4];
+	size_t field_len[4], i;
+
+	memset(rep, 0, sizeof(*rep));
+	if (len >= 4 && memcmp(line, "ERR ", 4) == 0) {
+		if (proto_parse_reply(line, len, &err) < 0)
+			return -1;
+		rep->code = err.code;
+		memcpy(rep->reason, err.reason, sizeof(rep->reason));
+		return 0;
+	}
+	if (len < 3 || memcmp(line, "OK ", 3) != 0)
+		return -1;
+	if (split_fields(line + 3, len - 3, field, field_len, 4) != 4)
+		return -1;
+	if (field_len[0] != 6 || memcmp(field[0], "sha256", 6) != 0 ||
+	    field_len[1] != 2 * FERRY_SHA256_BYTES)
+		return -1;
+	for (i = 0; i < 2 * FERRY_SHA256_BYTES; i++)
+		if (field[1][i] >= 'A' && field[1][i] <= 'F')
+			return -1; /* lowercase only, as sha256sum prints */
+	for (i = 0; i < FERRY_SHA256_BYTES; i++) {
+		int hi = hex_value((unsigned char)field[1][2 * i]);
+		int lo = hex_value((unsigned char)field[1][2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return -1;
+		rep->sha256[i] = (unsigned char)(hi << 4 | lo);
+	}
+	if (proto_parse_number(field[2], field_len[2], &rep->size) < 0 ||
+	    proto_parse_signed(field[3], field_len[3], &rep->mtime) < 0)
+		return -1;
+	rep->ok = true;
 	return 0;
 }

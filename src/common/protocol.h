@@ -69,6 +69,10 @@ int proto_format_err(char *buf, size_t cap, int code, const char *reason);
 
 #define FERRY_SHA256_BYTES 32
 
+/* DIGEST as 64 lowercase hex digits and a NUL, as sha256sum prints it. */
+void proto_format_sha256(char out[2 * FERRY_SHA256_BYTES + 1],
+			 const unsigned char digest[FERRY_SHA256_BYTES]);
+
 /* Formats "OK sha256 HEX SIZE MTIME\n", HEX the 64 lowercase hex digits of
  * DIGEST. Returns the length written (snprintf semantics). */
 int proto_format_ok_sum(char *buf, size_t cap,
@@ -97,5 +101,23 @@ struct proto_entry {
 	char name[FERRY_LINE_MAX]; /* decoded */
 };
 int proto_parse_entry(const char *line, size_t len, struct proto_entry *ent);
+
+/* The answer to "SUM PATH", for clients: "OK sha256 HEX SIZE MTIME" (HEX
+ * 64 lowercase hex digits, SIZE and MTIME as in GET's OK line) or "ERR CODE
+ * REASON" (then only ok, code and reason are set). */
+struct proto_sum_reply {
+	bool ok;
+	int code;
+	char reason[256];
+	unsigned char sha256[FERRY_SHA256_BYTES];
+	uint64_t size;
+	int64_t mtime;
+};
+
+/* Parses a SUM reply line of LEN bytes, LF excluded. 0, or -1 if malformed
+ * (another algorithm than sha256, uppercase or short hex, a missing
+ * field). */
+int proto_parse_sum_reply(const char *line, size_t len,
+			  struct proto_sum_reply *rep);
 
 #endif

@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "client/client.h"
+#include "lib/cli.h"
 #include "lib/fixture.h"
 #include "lib/harness.h"
 
@@ -55,48 +56,8 @@
 #define MIB (1024 * 1024)
 
 static struct h_daemon d;
-static char out_dir[320];
 
 /* ---- paths ------------------------------------------------------------- */
-
-/* The client: $FERRY, else ../../src/ferry beside this binary, else
- * ./src/ferry (as the harness finds ferryd). */
-static const char *ferry_path(void)
-{
-	static char path[PATH_MAX + 32];
-	const char *env = getenv("FERRY");
-	char exe[PATH_MAX], *slash;
-	ssize_t n;
-
-	if (env != NULL && env[0] != '\0')
-		return env;
-	if (path[0] != '\0')
-		return path;
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n > 0) {
-		exe[n] = '\0';
-		slash = strrchr(exe, '/');
-		if (slash != NULL) {
-			*slash = '\0';
-			snprintf(path, sizeof(path), "%s/../../src/ferry", exe);
-			if (access(path, X_OK) == 0)
-				return path;
-		}
-	}
-	path[0] = '\0';
-	return "./src/ferry";
-}
-
-/* OUT_DIR/REL, in one of a few static buffers used in turn. */
-static const char *out_path(const char *rel)
-{
-	static char bufs[4][800];
-	static int next;
-	char *b = bufs[next++ % 4];
-
-	snprintf(b, sizeof(bufs[0]), "%s/%s", out_dir, rel);
-	return b;
-}
 
 /* "127.0.0.1:PORT" of the fixture's daemon. */
 static const char *target(void)
@@ -107,254 +68,7 @@ static const char *target(void)
 	return t;
 }
 
-static void pause_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
-/* ---- running ferry ----------------------------------------------------- */
-
-struct spawn {
-	int out_fd, err_fd;    /* the child's stdout and stderr */
-	uint64_t fsize_limit;  /* RLIMIT_FSIZE in bytes, 0 for none */
-	bool ignore_xfsz;      /* so a write past the limit fails: EFBIG */
-};
-
-/* Starts ferry ARGS (without argv[0]) in OUT_DIR with TZ=UTC. */
-static pid_t spawn_ferry(const char *const args[], const struct spawn *sp)
-{
-	const char *argv[40];
-	pid_t parent = getpid(), pid;
-	size_t i;
-
-	argv[0] = "ferry";
-	for (i = 0; args[i] != NULL && i < 38; i++)
-		argv[i + 1] = args[i];
-	argv[i + 1] = NULL;
-	pid = fork();
-	ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
-	if (pid == 0) {
-		/* Between fork and exec: async-signal-safe calls only. */
-		int fd;
-
-		setpgid(0, 0);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(127);
-		signal(SIGPIPE, SIG_DFL);
-		signal(SIGXFSZ, sp->ignore_xfsz ? SIG_IGN : SIG_DFL);
-		if (sp->fsize_limit > 0) {
-			struct rlimit rl = { sp->fsize_limit, sp->fsize_limit };
-			struct rlimit none = { 0, 0 };
-
-			setrlimit(RLIMIT_FSIZE, &rl);
-			setrlimit(RLIMIT_CORE, &none);
-		}
-		fd = open("/dev/null", O_RDONLY);
-		if (fd < 0 || dup2(fd, 0) < 0 || dup2(sp->out_fd, 1) < 0 ||
-		    dup2(sp->err_fd, 2) < 0 || chdir(out_dir) < 0)
-			_exit(127);
-		setenv("TZ", "UTC", 1);
-		execv(ferry_path(), (char *const *)argv);
-		_exit(127);
-	}
-	setpgid(pid, pid);
-	return pid;
-}
-
-/* Appends what is readable on the non-blocking FD to *BUF. */
-static void drain_fd(int fd, char **buf, size_t *len)
-{
-	char chunk[4096];
-	ssize_t n;
-
-	while ((n = read(fd, chunk, sizeof(chunk))) > 0) {
-		char *nb = realloc(*buf, *len + (size_t)n + 1);
-
-		ck_assert_ptr_nonnull(nb);
-		memcpy(nb + *len, chunk, (size_t)n);
-		*len += (size_t)n;
-		nb[*len] = '\0';
-		*buf = nb;
-	}
-}
-
-/* Waits up to TIMEOUT_MS for PID to exit, reading DRAIN_FD (a pty master,
- * or -1) meanwhile so the child never blocks writing to it. A child still
- * running at the deadline is killed and the test fails. */
-static int wait_child(pid_t pid, int timeout_ms, int drain, char **buf,
-		      size_t *len)
-{
-	int64_t deadline = h_now_ms() + timeout_ms;
-	int status;
-
-	for (;;) {
-		pid_t r = waitpid(pid, &status, WNOHANG);
-
-		if (drain >= 0)
-			drain_fd(drain, buf, len);
-		if (r == pid)
-			return status;
-		ck_assert_msg(r == 0, "waitpid: %s", strerror(errno));
-		if (h_now_ms() >= deadline) {
-			kill(-pid, SIGKILL);
-			kill(pid, SIGKILL);
-			waitpid(pid, NULL, 0);
-			ck_abort_msg("ferry did not exit within %d ms", timeout_ms);
-		}
-		if (drain >= 0) {
-			struct pollfd p = { drain, POLLIN, 0 };
-
-			poll(&p, 1, 10);
-		} else {
-			pause_ms(5);
-		}
-	}
-}
-
-/* The last run: its wait status, stdout and stderr. */
-struct run {
-	int status;
-	char *out, *err;
-	size_t out_len, err_len;
-};
-
-static struct run last;
-
-static void run_free(struct run *r)
-{
-	free(r->out);
-	free(r->err);
-	memset(r, 0, sizeof(*r));
-}
-
-static int open_capture(const char *name)
-{
-	char path[400];
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/%s", d.dir, name);
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	ck_assert_msg(fd >= 0, "%s: %s", path, strerror(errno));
-	return fd;
-}
-
-static void read_capture(const char *name, char **buf, size_t *len)
-{
-	char path[400];
-
-	snprintf(path, sizeof(path), "%s/%s", d.dir, name);
-	if (h_read_file(path, buf, len) < 0) {
-		*buf = strdup("");
-		*len = 0;
-	}
-}
-
-/* Runs ferry ARGS to the end (at most RUN_MS), with SP's limits; stdout
- * and stderr are captured into LAST. */
-static struct run *run_with(const char *const args[], struct spawn *sp)
-{
-	int out = open_capture("ferry.out"), err = open_capture("ferry.err");
-
-	run_free(&last);
-	sp->out_fd = out;
-	sp->err_fd = err;
-	last.status = wait_child(spawn_ferry(args, sp), RUN_MS, -1, NULL, NULL);
-	close(out);
-	close(err);
-	read_capture("ferry.out", &last.out, &last.out_len);
-	read_capture("ferry.err", &last.err, &last.err_len);
-	return &last;
-}
-
-static struct run *run(const char *const args[])
-{
-	struct spawn sp = { -1, -1, 0, false };
-
-	return run_with(args, &sp);
-}
-
-static const char *describe_status(int status)
-{
-	static char s[64];
-
-	if (WIFEXITED(status))
-		snprintf(s, sizeof(s), "exit %d", WEXITSTATUS(status));
-	else if (WIFSIGNALED(status))
-		snprintf(s, sizeof(s), "signal %d", WTERMSIG(status));
-	else
-		snprintf(s, sizeof(s), "status 0x%x", status);
-	return s;
-}
-
-static void expect_exit(const struct run *r, int code, const char *what)
-{
-	ck_assert_msg(WIFEXITED(r->status) && WEXITSTATUS(r->status) == code,
-		      "%s: %s, want exit %d; stderr: %s", what,
-		      describe_status(r->status), code, r->err);
-}
-
-static void expect_stderr_has(const struct run *r, const char *needle,
-			      const char *what)
-{
-	ck_assert_msg(strstr(r->err, needle) != NULL,
-		      "%s: stderr lacks '%s': %s", what, needle, r->err);
-}
-
-/* ferry ARGS must exit 0 with nothing on stderr (ARGS hold -q). */
-static void run_ok(const char *const args[], const char *what)
-{
-	struct run *r = run(args);
-
-	expect_exit(r, 0, what);
-	ck_assert_msg(r->err_len == 0, "%s: stderr: %s", what, r->err);
-}
-
 /* ---- files ------------------------------------------------------------- */
-
-/* LOCAL must hold exactly the LENGTH bytes of REMOTE from OFFSET. */
-static void expect_same(const char *local, const char *remote,
-			uint64_t offset, uint64_t length, const char *what)
-{
-	static char a[MIB], b[MIB];
-	struct stat st;
-	uint64_t at = 0;
-	int fa, fb;
-
-	ck_assert_msg(stat(local, &st) == 0, "%s: %s: %s", what, local,
-		      strerror(errno));
-	ck_assert_msg((uint64_t)st.st_size == length,
-		      "%s: %s holds %lld bytes, want %llu", what, local,
-		      (long long)st.st_size, (unsigned long long)length);
-	fa = open(local, O_RDONLY | O_CLOEXEC);
-	fb = open(remote, O_RDONLY | O_CLOEXEC);
-	ck_assert_msg(fa >= 0 && fb >= 0, "%s: opening: %s", what,
-		      strerror(errno));
-	while (at < length) {
-		size_t want = length - at < sizeof(a) ? (size_t)(length - at)
-						      : sizeof(a);
-		ssize_t na = pread(fa, a, want, (off_t)at);
-		ssize_t nb = pread(fb, b, want, (off_t)(offset + at));
-		size_t i;
-
-		ck_assert_msg(na == (ssize_t)want && nb == (ssize_t)want,
-			      "%s: short read at %llu", what,
-			      (unsigned long long)at);
-		if (memcmp(a, b, want) != 0) {
-			for (i = 0; a[i] == b[i]; i++)
-				;
-			ck_abort_msg("%s: %s differs from %s at byte %llu",
-				     what, local, remote,
-				     (unsigned long long)(at + i));
-		}
-		at += want;
-	}
-	close(fa);
-	close(fb);
-}
 
 /* A whole file of the root, fetched to OUT_DIR/NAME, with its mtime. */
 static void expect_fetched(const char *name, const char *rel, time_t mtime)
@@ -362,19 +76,11 @@ static void expect_fetched(const char *name, const char *rel, time_t mtime)
 	struct stat st;
 
 	ck_assert_int_eq(stat(h_root_path(&d, rel), &st), 0);
-	expect_same(out_path(name), h_root_path(&d, rel), 0,
+	cli_expect_same(cli_out_path(name), h_root_path(&d, rel), 0,
 		    (uint64_t)st.st_size, name);
-	ck_assert_int_eq(stat(out_path(name), &st), 0);
+	ck_assert_int_eq(stat(cli_out_path(name), &st), 0);
 	ck_assert_msg(st.st_mtime == mtime, "%s: mtime %lld, want %lld", name,
 		      (long long)st.st_mtime, (long long)mtime);
-}
-
-static void expect_absent(const char *path, const char *what)
-{
-	struct stat st;
-
-	ck_assert_msg(lstat(path, &st) < 0 && errno == ENOENT,
-		      "%s: %s should not exist", what, path);
 }
 
 /* Neither NAME.part nor NAME.part.meta is left in OUT_DIR. */
@@ -383,17 +89,9 @@ static void expect_no_part(const char *name)
 	char rel[400];
 
 	snprintf(rel, sizeof(rel), "%s.part", name);
-	expect_absent(out_path(rel), name);
+	cli_expect_absent(cli_out_path(rel), name);
 	snprintf(rel, sizeof(rel), "%s.part.meta", name);
-	expect_absent(out_path(rel), name);
-}
-
-static uint64_t file_bytes(const char *path)
-{
-	struct stat st;
-
-	ck_assert_msg(stat(path, &st) == 0, "%s: %s", path, strerror(errno));
-	return (uint64_t)st.st_size;
+	cli_expect_absent(cli_out_path(rel), name);
 }
 
 /* Copies LENGTH bytes of SRC from 0 to DST (created), or zeros when SRC is
@@ -435,7 +133,7 @@ static void write_meta(const char *name, uint64_t size, int64_t mtime,
 	snprintf(text, sizeof(text), "%llu %lld %llu\n",
 		 (unsigned long long)size, (long long)mtime,
 		 (unsigned long long)offset);
-	ck_assert_int_eq(h_write_text(out_path(rel), text), 0);
+	ck_assert_int_eq(h_write_text(cli_out_path(rel), text), 0);
 }
 
 /* Writes SIZE random bytes to REL in the root, with mtime MTIME. */
@@ -481,9 +179,7 @@ static void expect_logged(const char *path, uint64_t offset, uint64_t bytes)
 
 static void make_out_dir(void)
 {
-	snprintf(out_dir, sizeof(out_dir), "%s/out", d.dir);
-	ck_assert_msg(mkdir(out_dir, 0755) == 0, "%s: %s", out_dir,
-		      strerror(errno));
+	cli_make_dirs(d.dir);
 }
 
 static void setup_mode(const char *mode)
@@ -519,13 +215,13 @@ static void setup_cli(void)
 
 static void teardown_daemon(void)
 {
-	run_free(&last);
+	cli_run_free(&cli_last);
 	fixture_teardown(&d, STOP_MS);
 }
 
 static void teardown_cli(void)
 {
-	run_free(&last);
+	cli_run_free(&cli_last);
 	h_teardown(&d);
 }
 
@@ -546,24 +242,6 @@ static void restart(const char *overrides)
 }
 
 /* ---- a server that stops halfway --------------------------------------- */
-
-/* A listening socket on 127.0.0.1, port in *PORT. */
-static int fake_listen(int *port)
-{
-	struct sockaddr_in sa;
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-
-	ck_assert_msg(fd >= 0, "socket: %s", strerror(errno));
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	ck_assert_int_eq(listen(fd, 4), 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	*port = ntohs(sa.sin_port);
-	return fd;
-}
 
 /* Accepts the client, reads its "GET /big.bin", and sends the OK line of
  * the whole of big.bin with its first HALF bytes. The connection's fd. */
@@ -611,7 +289,7 @@ static void wait_size(const char *path, uint64_t size)
 		ck_assert_msg(h_now_ms() < deadline,
 			      "%s did not reach %llu bytes within %d ms", path,
 			      (unsigned long long)size, WAIT_MS);
-		pause_ms(5);
+		cli_pause_ms(5);
 	}
 }
 
@@ -619,19 +297,14 @@ static void wait_size(const char *path, uint64_t size)
  * LFD and feeds it the first half: big.bin.part then holds HALF bytes. */
 static pid_t start_half_fetch(int lfd, int port, int *conn)
 {
-	static struct spawn sp;
 	char t[32];
 	const char *args[] = { "get", "-q", t, "/big.bin", NULL };
 	pid_t pid;
 
 	snprintf(t, sizeof(t), "127.0.0.1:%d", port);
-	sp.out_fd = open_capture("ferry.out");
-	sp.err_fd = open_capture("ferry.err");
-	pid = spawn_ferry(args, &sp);
-	close(sp.out_fd);
-	close(sp.err_fd);
+	pid = cli_start(args, NULL);
 	*conn = fake_send_half(lfd);
-	wait_size(out_path("big.bin.part"), HALF);
+	wait_size(cli_out_path("big.bin.part"), HALF);
 	return pid;
 }
 
@@ -643,9 +316,9 @@ static void expect_resumable_then_resume(void)
 	size_t len;
 	const char *args[] = { "get", "-c", "-q", target(), "/big.bin", NULL };
 
-	expect_absent(out_path("big.bin"), "after the cut");
-	ck_assert_uint_eq(file_bytes(out_path("big.bin.part")), HALF);
-	ck_assert_int_eq(h_read_file(out_path("big.bin.part.meta"), &meta, &len),
+	cli_expect_absent(cli_out_path("big.bin"), "after the cut");
+	ck_assert_uint_eq(cli_file_bytes(cli_out_path("big.bin.part")), HALF);
+	ck_assert_int_eq(h_read_file(cli_out_path("big.bin.part.meta"), &meta, &len),
 			 0);
 	snprintf(want, sizeof(want), "%llu %d 0\n",
 		 (unsigned long long)H_BIG_BYTES, H_MTIME);
@@ -653,7 +326,7 @@ static void expect_resumable_then_resume(void)
 		      meta);
 	free(meta);
 
-	run_ok(args, "get -c after the cut");
+	cli_run_ok(args, "get -c after the cut");
 	expect_fetched("big.bin", "big.bin", H_MTIME);
 	expect_no_part("big.bin");
 	expect_logged("/big.bin", HALF, HALF);
@@ -675,7 +348,7 @@ START_TEST(get_sizes)
 
 		snprintf(name, sizeof(name), "r%zu.bin", i);
 		root_file(name, sizes[i], H_MTIME + (time_t)i);
-		run_ok(args, name);
+		cli_run_ok(args, name);
 		expect_fetched(name, name, H_MTIME + (time_t)i);
 		expect_no_part(name);
 	}
@@ -686,7 +359,7 @@ START_TEST(get_big)
 {
 	const char *args[] = { "get", "-q", target(), "/big.bin", NULL };
 
-	run_ok(args, "get big.bin");
+	cli_run_ok(args, "get big.bin");
 	expect_fetched("big.bin", "big.bin", H_MTIME);
 	expect_no_part("big.bin");
 }
@@ -703,27 +376,27 @@ START_TEST(get_names)
 	const char *dir[] = { "get", "-q", "-d", "dl", target(), "/one.bin",
 			      NULL };
 	const char *loud[] = { "get", target(), "/small.bin", NULL };
-	struct run *r;
+	struct cli_run *r;
 
-	run_ok(sub, "basename of /sub/a.txt");
+	cli_run_ok(sub, "basename of /sub/a.txt");
 	expect_fetched("a.txt", "sub/a.txt", H_MTIME);
-	run_ok(rel, "no leading slash");
+	cli_run_ok(rel, "no leading slash");
 	expect_fetched("b.bin", "sub/b.bin", H_MTIME);
-	run_ok(space, "a space in the name");
+	cli_run_ok(space, "a space in the name");
 	expect_fetched("with space.txt", "with space.txt", H_MTIME);
-	run_ok(getx, "a name like a request");
+	cli_run_ok(getx, "a name like a request");
 	expect_fetched("GET x", "GET x", H_MTIME);
-	run_ok(out, "-o copy");
+	cli_run_ok(out, "-o copy");
 	expect_fetched("copy", "small.bin", H_MTIME);
-	expect_absent(out_path("small.bin"), "-o copy");
+	cli_expect_absent(cli_out_path("small.bin"), "-o copy");
 	expect_no_part("copy");
-	ck_assert_int_eq(mkdir(out_path("dl"), 0755), 0);
-	run_ok(dir, "-d dl, one PATH");
+	ck_assert_int_eq(mkdir(cli_out_path("dl"), 0755), 0);
+	cli_run_ok(dir, "-d dl, one PATH");
 	expect_fetched("dl/one.bin", "one.bin", H_MTIME);
 
 	/* Not a terminal: no progress line, one summary line. */
-	r = run(loud);
-	expect_exit(r, 0, "without -q");
+	r = cli_run(loud);
+	cli_expect_exit(r, 0, "without -q");
 	ck_assert_msg(strchr(r->err, '\r') == NULL, "progress on a non-terminal: %s",
 		      r->err);
 	ck_assert_msg(strncmp(r->err, "small.bin: 102400 bytes in ", 27) == 0 &&
@@ -750,8 +423,8 @@ START_TEST(get_several)
 	char first[64] = "", client[64], line[1024], p[300];
 	size_t i;
 
-	ck_assert_int_eq(mkdir(out_path("dl"), 0755), 0);
-	run_ok(args, "six PATHs");
+	ck_assert_int_eq(mkdir(cli_out_path("dl"), 0755), 0);
+	cli_run_ok(args, "six PATHs");
 	for (i = 0; i < 6; i++) {
 		char name[300];
 		const char *const needles[] = { p, NULL };
@@ -777,20 +450,20 @@ START_TEST(get_several_refused)
 {
 	const char *args[] = { "get", "-d", "dl", target(), "/one.bin",
 			       "/nope", "/sub", "/small.bin", NULL };
-	struct run *r;
+	struct cli_run *r;
 
-	ck_assert_int_eq(mkdir(out_path("dl"), 0755), 0);
-	r = run(args);
-	expect_exit(r, 1, "one missing, one a directory");
-	expect_stderr_has(r, "/nope: the server refused: 404 not found",
+	ck_assert_int_eq(mkdir(cli_out_path("dl"), 0755), 0);
+	r = cli_run(args);
+	cli_expect_exit(r, 1, "one missing, one a directory");
+	cli_expect_stderr_has(r, "/nope: the server refused: 404 not found",
 			  "404");
-	expect_stderr_has(r, "/sub: the server refused: 403", "403");
-	expect_stderr_has(r, "2 of 4 files: ", "summary");
+	cli_expect_stderr_has(r, "/sub: the server refused: 403", "403");
+	cli_expect_stderr_has(r, "2 of 4 files: ", "summary");
 	expect_fetched("dl/one.bin", "one.bin", H_MTIME);
 	expect_fetched("dl/small.bin", "small.bin", H_MTIME);
-	expect_absent(out_path("dl/nope"), "404");
+	cli_expect_absent(cli_out_path("dl/nope"), "404");
 	expect_no_part("dl/nope");
-	expect_absent(out_path("dl/sub"), "403");
+	cli_expect_absent(cli_out_path("dl/sub"), "403");
 	expect_no_part("dl/sub");
 }
 END_TEST
@@ -806,16 +479,16 @@ START_TEST(get_stdout)
 	char path[400];
 
 	snprintf(path, sizeof(path), "%s/ferry.out", d.dir);
-	run_ok(small, "-o - small.bin");
-	expect_same(path, h_root_path(&d, "small.bin"), 0, H_SMALL_BYTES,
+	cli_run_ok(small, "-o - small.bin");
+	cli_expect_same(path, h_root_path(&d, "small.bin"), 0, H_SMALL_BYTES,
 		    "stdout");
-	run_ok(big, "-o - big.bin");
-	expect_same(path, h_root_path(&d, "big.bin"), 0, H_BIG_BYTES, "stdout");
-	run_ok(empty, "-o - empty.bin");
-	ck_assert_uint_eq(last.out_len, 0);
+	cli_run_ok(big, "-o - big.bin");
+	cli_expect_same(path, h_root_path(&d, "big.bin"), 0, H_BIG_BYTES, "stdout");
+	cli_run_ok(empty, "-o - empty.bin");
+	ck_assert_uint_eq(cli_last.out_len, 0);
 	/* Nothing but standard output was written. */
-	expect_absent(out_path("small.bin"), "-o -");
-	expect_absent(out_path("-"), "-o -");
+	cli_expect_absent(cli_out_path("small.bin"), "-o -");
+	cli_expect_absent(cli_out_path("-"), "-o -");
 	expect_no_part("-");
 }
 END_TEST
@@ -838,7 +511,7 @@ START_TEST(get_to_device)
 	if (mknod(dev, S_IFCHR | 0666, makedev(1, 3)) == 0) {
 		char part[420];
 
-		run_ok(null, "-o DEVICE");
+		cli_run_ok(null, "-o DEVICE");
 		ck_assert_int_eq(stat(dev, &st), 0);
 		ck_assert_msg(S_ISCHR(st.st_mode), "%s is no longer a device",
 			      dev);
@@ -857,14 +530,14 @@ START_TEST(get_to_device)
 	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
 	snprintf(cmd, sizeof(cmd), "timeout 20 cat '%s' > '%s' &", fifo, copy);
 	ck_assert_int_eq(system(cmd), 0);
-	run_ok(into_fifo, "-o FIFO");
+	cli_run_ok(into_fifo, "-o FIFO");
 	ck_assert_int_eq(h_wait_exists(copy, WAIT_MS), 0);
 	for (int i = 0; i < 200; i++) {
 		if (stat(copy, &st) == 0 && st.st_size == H_SMALL_BYTES)
 			break;
 		usleep(25 * 1000);
 	}
-	expect_same(copy, h_root_path(&d, "small.bin"), 0, H_SMALL_BYTES,
+	cli_expect_same(copy, h_root_path(&d, "small.bin"), 0, H_SMALL_BYTES,
 		    "the FIFO's reader");
 	ck_assert_int_eq(stat(fifo, &st), 0);
 	ck_assert_msg(S_ISFIFO(st.st_mode), "the FIFO was replaced");
@@ -893,32 +566,32 @@ START_TEST(get_ranges)
 				 target(), "/small.bin", NULL };
 	const char *small = h_root_path(&d, "small.bin");
 	char path[400];
-	struct run *r;
+	struct cli_run *r;
 
-	run_ok(mid, "1000+500");
-	expect_same(out_path("mid"), small, 1000, 500, "1000+500");
+	cli_run_ok(mid, "1000+500");
+	cli_expect_same(cli_out_path("mid"), small, 1000, 500, "1000+500");
 	expect_no_part("mid");
 	/* A length past the end is cut to what the file holds. */
-	run_ok(tail, "102000+1000");
-	expect_same(out_path("tail"), small, 102000, 400, "102000+1000");
-	run_ok(from, "100000-");
-	expect_same(out_path("from"), small, 100000, 2400, "100000-");
-	run_ok(end, "offset = size");
-	expect_same(out_path("end"), small, 0, 0, "offset = size");
-	run_ok(none, "length 0");
-	expect_same(out_path("none"), small, 0, 0, "length 0");
-	run_ok(head, "first 7 to stdout");
+	cli_run_ok(tail, "102000+1000");
+	cli_expect_same(cli_out_path("tail"), small, 102000, 400, "102000+1000");
+	cli_run_ok(from, "100000-");
+	cli_expect_same(cli_out_path("from"), small, 100000, 2400, "100000-");
+	cli_run_ok(end, "offset = size");
+	cli_expect_same(cli_out_path("end"), small, 0, 0, "offset = size");
+	cli_run_ok(none, "length 0");
+	cli_expect_same(cli_out_path("none"), small, 0, 0, "length 0");
+	cli_run_ok(head, "first 7 to stdout");
 	snprintf(path, sizeof(path), "%s/ferry.out", d.dir);
-	expect_same(path, small, 0, 7, "first 7");
-	run_ok(big, "3 MB of big.bin");
-	expect_same(out_path("bigpart"), h_root_path(&d, "big.bin"), 50000000,
+	cli_expect_same(path, small, 0, 7, "first 7");
+	cli_run_ok(big, "3 MB of big.bin");
+	cli_expect_same(cli_out_path("bigpart"), h_root_path(&d, "big.bin"), 50000000,
 		    3000000, "3 MB of big.bin");
 	expect_logged("/big.bin", 50000000, 3000000);
 
-	r = run(beyond);
-	expect_exit(r, 1, "offset beyond the end");
-	expect_stderr_has(r, "/small.bin: the server refused: 416 ", "416");
-	expect_absent(out_path("beyond"), "416");
+	r = cli_run(beyond);
+	cli_expect_exit(r, 1, "offset beyond the end");
+	cli_expect_stderr_has(r, "/small.bin: the server refused: 416 ", "416");
+	cli_expect_absent(cli_out_path("beyond"), "416");
 	expect_no_part("beyond");
 }
 END_TEST
@@ -935,19 +608,19 @@ START_TEST(resume_prepared)
 				"/small.bin", NULL };
 
 	/* A part with the first half and a record of the same version. */
-	make_part(out_path("big.bin.part"), h_root_path(&d, "big.bin"), HALF);
+	make_part(cli_out_path("big.bin.part"), h_root_path(&d, "big.bin"), HALF);
 	write_meta("big.bin", H_BIG_BYTES, H_MTIME, 0);
-	run_ok(big, "-c big.bin from the half");
+	cli_run_ok(big, "-c big.bin from the half");
 	expect_fetched("big.bin", "big.bin", H_MTIME);
 	expect_no_part("big.bin");
 	expect_logged("/big.bin", HALF, HALF);
 	ck_assert_msg(h_count_lines(d.transfer_log, " path=/big.bin ") == 2,
 		      "want the probe and one GET of the second half");
 
-	make_part(out_path("small.bin.part"), h_root_path(&d, "small.bin"),
+	make_part(cli_out_path("small.bin.part"), h_root_path(&d, "small.bin"),
 		  12345);
 	write_meta("small.bin", H_SMALL_BYTES, H_MTIME, 0);
-	run_ok(small, "-c small.bin");
+	cli_run_ok(small, "-c small.bin");
 	expect_fetched("small.bin", "small.bin", H_MTIME);
 	expect_logged("/small.bin", 12345, H_SMALL_BYTES - 12345);
 
@@ -959,34 +632,34 @@ START_TEST(resume_prepared)
 		ck_assert(pread(fd, buf, sizeof(buf), 1000) ==
 			  (ssize_t)sizeof(buf));
 		close(fd);
-		fd = open(out_path("range.part"),
+		fd = open(cli_out_path("range.part"),
 			  O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		ck_assert(write(fd, buf, sizeof(buf)) == (ssize_t)sizeof(buf));
 		close(fd);
 	}
 	write_meta("range", H_SMALL_BYTES, H_MTIME, 1000);
-	run_ok(range, "-c a range");
-	expect_same(out_path("range"), h_root_path(&d, "small.bin"), 1000, 5000,
+	cli_run_ok(range, "-c a range");
+	cli_expect_same(cli_out_path("range"), h_root_path(&d, "small.bin"), 1000, 5000,
 		    "resumed range");
 	expect_logged("/small.bin", 3000, 3000);
 	expect_no_part("range");
 
 	/* -c with nothing to resume is a plain fetch. */
-	run_ok(small, "-c, no part");
+	cli_run_ok(small, "-c, no part");
 	expect_fetched("small.bin", "small.bin", H_MTIME);
 }
 END_TEST
 
 START_TEST(resume_after_client_killed)
 {
-	int port, lfd = fake_listen(&port), conn, status;
+	int port, lfd = cli_fake_listen(&port), conn, status;
 	pid_t pid = start_half_fetch(lfd, port, &conn);
 
 	/* Half is on disk and the client waits for more: kill it. */
 	kill(pid, SIGKILL);
-	status = wait_child(pid, WAIT_MS, -1, NULL, NULL);
+	status = cli_wait_child(pid, WAIT_MS, -1, NULL, NULL);
 	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
-		      "the client: %s", describe_status(status));
+		      "the client: %s", cli_describe_status(status));
 	close(conn);
 	close(lfd);
 	expect_resumable_then_resume();
@@ -995,7 +668,7 @@ END_TEST
 
 START_TEST(resume_after_server_stopped)
 {
-	int port, lfd = fake_listen(&port), conn, status;
+	int port, lfd = cli_fake_listen(&port), conn, status;
 	pid_t pid = start_half_fetch(lfd, port, &conn);
 	char *err = NULL, path[400];
 	size_t len;
@@ -1004,11 +677,11 @@ START_TEST(resume_after_server_stopped)
 	 * part. */
 	close(conn);
 	close(lfd);
-	status = wait_child(pid, WAIT_MS, -1, NULL, NULL);
+	status = cli_wait_child(pid, WAIT_MS, -1, NULL, NULL);
 	snprintf(path, sizeof(path), "%s/ferry.err", d.dir);
 	h_read_file(path, &err, &len);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 3,
-		      "the client: %s; stderr: %s", describe_status(status),
+		      "the client: %s; stderr: %s", cli_describe_status(status),
 		      err);
 	ck_assert_msg(strstr(err, "/big.bin: the server closed the connection "
 				  "after 52428800 of 104857600 bytes; "
@@ -1026,58 +699,58 @@ START_TEST(resume_refused_when_changed)
 				NULL };
 	const char *one[] = { "get", "-c", "-q", target(), "/one.bin", NULL };
 	const char *plain[] = { "get", "-q", target(), "/one.bin", NULL };
-	struct run *r;
+	struct cli_run *r;
 
 	/* The record says another mtime, and the part holds zeros: a
 	 * splice would show. */
-	make_part(out_path("big.bin.part"), NULL, HALF);
+	make_part(cli_out_path("big.bin.part"), NULL, HALF);
 	write_meta("big.bin", H_BIG_BYTES, H_MTIME - 1, 0);
-	r = run(big);
-	expect_exit(r, 0, "-c with another mtime");
-	expect_stderr_has(r, "fetched it from the start", "start over");
+	r = cli_run(big);
+	cli_expect_exit(r, 0, "-c with another mtime");
+	cli_expect_stderr_has(r, "fetched it from the start", "start over");
 	expect_fetched("big.bin", "big.bin", H_MTIME);
 	expect_no_part("big.bin");
 	expect_logged("/big.bin", 0, H_BIG_BYTES);
 
 	/* The file really changed on the server after the part was
 	 * started: another size and mtime. */
-	make_part(out_path("small.bin.part"), h_root_path(&d, "small.bin"),
+	make_part(cli_out_path("small.bin.part"), h_root_path(&d, "small.bin"),
 		  50000);
 	write_meta("small.bin", H_SMALL_BYTES, H_MTIME, 0);
 	root_file("small.bin", H_SMALL_BYTES + 10, H_MTIME + 60);
-	run_ok(small, "-c after the file changed");
+	cli_run_ok(small, "-c after the file changed");
 	expect_fetched("small.bin", "small.bin", H_MTIME + 60);
 	expect_no_part("small.bin");
 
 	/* Same size, new content and mtime. */
-	make_part(out_path("small.bin.part"), h_root_path(&d, "small.bin"),
+	make_part(cli_out_path("small.bin.part"), h_root_path(&d, "small.bin"),
 		  50000);
 	write_meta("small.bin", H_SMALL_BYTES + 10, H_MTIME + 60, 0);
 	root_file("small.bin", H_SMALL_BYTES + 10, H_MTIME + 120);
-	run_ok(small, "-c after the content changed");
+	cli_run_ok(small, "-c after the content changed");
 	expect_fetched("small.bin", "small.bin", H_MTIME + 120);
 
 	/* A part longer than the file (the probe gets 416). */
-	make_part(out_path("one.bin.part"), NULL, 5);
+	make_part(cli_out_path("one.bin.part"), NULL, 5);
 	write_meta("one.bin", 1, H_MTIME, 0);
-	run_ok(one, "-c, the part is longer than the file");
+	cli_run_ok(one, "-c, the part is longer than the file");
 	expect_fetched("one.bin", "one.bin", H_MTIME);
 
 	/* A part without a record, and a garbled record. */
-	make_part(out_path("one.bin.part"), NULL, 1);
-	run_ok(one, "-c, no record");
+	make_part(cli_out_path("one.bin.part"), NULL, 1);
+	cli_run_ok(one, "-c, no record");
 	expect_fetched("one.bin", "one.bin", H_MTIME);
-	make_part(out_path("one.bin.part"), NULL, 1);
-	ck_assert_int_eq(h_write_text(out_path("one.bin.part.meta"), "1 x 0\n"),
+	make_part(cli_out_path("one.bin.part"), NULL, 1);
+	ck_assert_int_eq(h_write_text(cli_out_path("one.bin.part.meta"), "1 x 0\n"),
 			 0);
-	run_ok(one, "-c, a garbled record");
+	cli_run_ok(one, "-c, a garbled record");
 	expect_fetched("one.bin", "one.bin", H_MTIME);
 	expect_no_part("one.bin");
 
 	/* Without -c a part is never continued. */
-	make_part(out_path("one.bin.part"), NULL, 1);
+	make_part(cli_out_path("one.bin.part"), NULL, 1);
 	write_meta("one.bin", 1, H_MTIME, 0);
-	run_ok(plain, "no -c, a valid part");
+	cli_run_ok(plain, "no -c, a valid part");
 	expect_fetched("one.bin", "one.bin", H_MTIME);
 	expect_no_part("one.bin");
 }
@@ -1091,26 +764,26 @@ START_TEST(exit_refused)
 	const char *dir[] = { "get", target(), "/sub", NULL };
 	const char *hidden[] = { "get", target(), "/.hidden", NULL };
 	const char *out[] = { "get", "-o", "x", target(), "/nope", NULL };
-	struct run *r;
+	struct cli_run *r;
 
-	r = run(nope);
-	expect_exit(r, 1, "404");
+	r = cli_run(nope);
+	cli_expect_exit(r, 1, "404");
 	ck_assert_str_eq(r->err, "ferry: /nope: the server refused: 404 not "
 				 "found\n");
-	expect_absent(out_path("nope"), "404");
+	cli_expect_absent(cli_out_path("nope"), "404");
 	expect_no_part("nope");
-	r = run(dir);
-	expect_exit(r, 1, "403 directory");
-	expect_stderr_has(r, "refused: 403 ", "403");
-	expect_absent(out_path("sub"), "403");
+	r = cli_run(dir);
+	cli_expect_exit(r, 1, "403 directory");
+	cli_expect_stderr_has(r, "refused: 403 ", "403");
+	cli_expect_absent(cli_out_path("sub"), "403");
 	expect_no_part("sub");
-	r = run(hidden);
-	expect_exit(r, 1, "403 hidden");
-	expect_absent(out_path(".hidden"), "403");
+	r = cli_run(hidden);
+	cli_expect_exit(r, 1, "403 hidden");
+	cli_expect_absent(cli_out_path(".hidden"), "403");
 	expect_no_part(".hidden");
-	r = run(out);
-	expect_exit(r, 1, "-o, 404");
-	expect_absent(out_path("x"), "-o, 404");
+	r = cli_run(out);
+	cli_expect_exit(r, 1, "-o, 404");
+	cli_expect_absent(cli_out_path("x"), "-o, 404");
 	expect_no_part("x");
 }
 END_TEST
@@ -1121,7 +794,7 @@ START_TEST(exit_refused_closing)
 	const char *args[] = { "get", "-d", "dl", t, "/one.bin", "/small.bin",
 			       NULL };
 	int held[2], i;
-	struct run *r;
+	struct cli_run *r;
 
 	/* Two connections held open: the client's is one too many. */
 	restart("limits.per_client=2");
@@ -1138,17 +811,17 @@ START_TEST(exit_refused_closing)
 				 0);
 		ck_assert_str_eq(line, "OK 0");
 	}
-	ck_assert_int_eq(mkdir(out_path("dl"), 0755), 0);
-	r = run(args);
+	ck_assert_int_eq(mkdir(cli_out_path("dl"), 0755), 0);
+	r = cli_run(args);
 	for (i = 0; i < 2; i++)
 		close(held[i]);
-	expect_exit(r, 1, "429");
-	expect_stderr_has(r, "/one.bin: the server refused: 429 ", "first");
-	expect_stderr_has(r, "/small.bin: the server refused: 429 ",
+	cli_expect_exit(r, 1, "429");
+	cli_expect_stderr_has(r, "/one.bin: the server refused: 429 ", "first");
+	cli_expect_stderr_has(r, "/small.bin: the server refused: 429 ",
 			  "the rest");
-	expect_absent(out_path("dl/one.bin"), "429");
+	cli_expect_absent(cli_out_path("dl/one.bin"), "429");
 	expect_no_part("dl/one.bin");
-	expect_absent(out_path("dl/small.bin"), "429");
+	cli_expect_absent(cli_out_path("dl/small.bin"), "429");
 }
 END_TEST
 
@@ -1159,31 +832,31 @@ START_TEST(exit_io)
 				NULL };
 	const char *resume[] = { "get", "-c", "-q", target(), "/big.bin",
 				 NULL };
-	struct spawn sp = { -1, -1, 8 * MIB, true };
-	struct run *r;
+	struct cli_spawn sp = { -1, -1, 8 * MIB, true, 0, 0 };
+	struct cli_run *r;
 
 	/* The disk fills up (a file size limit: writes fail with EFBIG). */
-	r = run_with(big, &sp);
-	expect_exit(r, 3, "EFBIG");
-	expect_stderr_has(r, "/big.bin: writing big.bin.part: File too large",
+	r = cli_run_with(big, &sp);
+	cli_expect_exit(r, 3, "EFBIG");
+	cli_expect_stderr_has(r, "/big.bin: writing big.bin.part: File too large",
 			  "EFBIG");
-	expect_absent(out_path("big.bin"), "EFBIG");
-	ck_assert_uint_eq(file_bytes(out_path("big.bin.part")), 8 * MIB);
+	cli_expect_absent(cli_out_path("big.bin"), "EFBIG");
+	ck_assert_uint_eq(cli_file_bytes(cli_out_path("big.bin.part")), 8 * MIB);
 	/* What was written is good to resume from. */
-	run_ok(resume, "-c after EFBIG");
+	cli_run_ok(resume, "-c after EFBIG");
 	expect_fetched("big.bin", "big.bin", H_MTIME);
 	expect_logged("/big.bin", 8 * MIB, H_BIG_BYTES - 8 * MIB);
 
-	r = run(nodir);
-	expect_exit(r, 3, "no such -d");
-	expect_stderr_has(r, "writing nodir/one.bin.part: No such file", "-d");
+	r = cli_run(nodir);
+	cli_expect_exit(r, 3, "no such -d");
+	cli_expect_stderr_has(r, "writing nodir/one.bin.part: No such file", "-d");
 }
 END_TEST
 
 START_TEST(server_stops_stdout)
 {
 	const char *args[] = { "get", target(), "/big.bin", "-o", "-", NULL };
-	struct spawn sp = { -1, -1, 0, false };
+	struct cli_spawn sp = { -1, -1, 0, false, 0, 0 };
 	uint64_t got = 0;
 	int sv[2], rc, status;
 	char *err = NULL, path[400];
@@ -1195,8 +868,8 @@ START_TEST(server_stops_stdout)
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
 			 0);
 	sp.out_fd = sv[1];
-	sp.err_fd = open_capture("ferry.err");
-	pid = spawn_ferry(args, &sp);
+	sp.err_fd = cli_open_capture("ferry.err");
+	pid = cli_spawn(args, &sp);
 	close(sv[1]);
 	close(sp.err_fd);
 	rc = h_recv_compare(sv[0], h_root_path(&d, "big.bin"), 0, MIB, 0, &got,
@@ -1208,11 +881,11 @@ START_TEST(server_stops_stdout)
 	ck_assert_msg(rc == H_EOF, "after the daemon died: %s after %llu bytes",
 		      h_strerror(rc), (unsigned long long)got);
 	close(sv[0]);
-	status = wait_child(pid, WAIT_MS, -1, NULL, NULL);
+	status = cli_wait_child(pid, WAIT_MS, -1, NULL, NULL);
 	snprintf(path, sizeof(path), "%s/ferry.err", d.dir);
 	h_read_file(path, &err, &len);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 3,
-		      "the client: %s; stderr: %s", describe_status(status),
+		      "the client: %s; stderr: %s", cli_describe_status(status),
 		      err);
 	ck_assert_msg(strstr(err, "/big.bin: the server closed the connection "
 				  "after ") != NULL &&
@@ -1230,17 +903,17 @@ START_TEST(ls_dirs)
 	const char *root[] = { "ls", target(), NULL };
 	const char *nope[] = { "ls", target(), "/nope", NULL };
 	const char *file[] = { "ls", target(), "/small.bin", NULL };
-	struct run *r;
+	struct cli_run *r;
 
-	r = run(sub);
-	expect_exit(r, 0, "ls /sub");
+	r = cli_run(sub);
+	cli_expect_exit(r, 0, "ls /sub");
 	ck_assert_str_eq(r->out, "f        6 B  2025-11-24 16:00  a.txt\n"
 				 "f    2.9 KiB  2025-11-24 16:00  b.bin\n"
 				 "d          -  2025-11-24 16:00  deeper\n");
 	ck_assert_uint_eq(r->err_len, 0);
 
-	r = run(root);
-	expect_exit(r, 0, "ls");
+	r = cli_run(root);
+	cli_expect_exit(r, 0, "ls");
 	ck_assert_msg(strstr(r->out, "f  100.0 KiB  2025-11-24 16:00  "
 				     "small.bin\n") != NULL &&
 			      strstr(r->out, "  GET x\n") != NULL &&
@@ -1250,13 +923,13 @@ START_TEST(ls_dirs)
 			      strstr(r->out, "hidden") == NULL,
 		      "ls: %s", r->out);
 
-	r = run(nope);
-	expect_exit(r, 1, "ls /nope");
-	expect_stderr_has(r, "/nope: the server refused: 404 not found",
+	r = cli_run(nope);
+	cli_expect_exit(r, 1, "ls /nope");
+	cli_expect_stderr_has(r, "/nope: the server refused: 404 not found",
 			  "ls 404");
-	r = run(file);
-	expect_exit(r, 1, "ls of a file");
-	expect_stderr_has(r, "refused: 403", "ls 403");
+	r = cli_run(file);
+	cli_expect_exit(r, 1, "ls of a file");
+	cli_expect_stderr_has(r, "refused: 403", "ls 403");
 }
 END_TEST
 
@@ -1306,7 +979,7 @@ START_TEST(ipv6)
 	const char *ls[] = { "ls", t6, "/sub", NULL };
 	const char *const needles[] = { "client=[::1]:", " path=/small.bin ",
 					NULL };
-	struct run *r;
+	struct cli_run *r;
 
 	if (!have_ipv6_loopback()) {
 		fprintf(stderr, "check_client: ipv6 skipped: cannot bind ::1 "
@@ -1315,45 +988,17 @@ START_TEST(ipv6)
 	}
 	restart("listen=[\"127.0.0.1:0\", \"[::1]:0\"]");
 	snprintf(t6, sizeof(t6), "[::1]:%d", ipv6_port());
-	run_ok(get, "get over IPv6");
+	cli_run_ok(get, "get over IPv6");
 	expect_fetched("small.bin", "small.bin", H_MTIME);
 	expect_fetched("a.txt", "sub/a.txt", H_MTIME);
 	translog_line(line, sizeof(line), needles);
-	r = run(ls);
-	expect_exit(r, 0, "ls over IPv6");
+	r = cli_run(ls);
+	cli_expect_exit(r, 0, "ls over IPv6");
 	ck_assert_msg(strstr(r->out, "  a.txt\n") != NULL, "ls: %s", r->out);
 }
 END_TEST
 
 /* ---- progress ---------------------------------------------------------- */
-
-/* Runs ferry ARGS with stderr on a pseudo-terminal; returns what it
- * wrote there (malloc'd). */
-static char *run_on_tty(const char *const args[], int *status)
-{
-	struct spawn sp = { -1, -1, 0, false };
-	char *text = NULL;
-	size_t len = 0;
-	int master, slave;
-
-	master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-	ck_assert_msg(master >= 0, "posix_openpt: %s", strerror(errno));
-	ck_assert_int_eq(grantpt(master), 0);
-	ck_assert_int_eq(unlockpt(master), 0);
-	slave = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
-	ck_assert_msg(slave >= 0, "%s: %s", ptsname(master), strerror(errno));
-	fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
-	sp.out_fd = open_capture("ferry.out");
-	sp.err_fd = slave;
-	text = strdup("");
-	*status = wait_child(spawn_ferry(args, &sp), RUN_MS, master, &text,
-			     &len);
-	close(sp.out_fd);
-	close(slave);
-	drain_fd(master, &text, &len);
-	close(master);
-	return text;
-}
 
 START_TEST(progress_on_tty)
 {
@@ -1362,9 +1007,9 @@ START_TEST(progress_on_tty)
 	char *text, *summary;
 	int status;
 
-	text = run_on_tty(loud, &status);
+	text = cli_run_on_tty(loud, &status);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-		      "%s; tty: %s", describe_status(status), text);
+		      "%s; tty: %s", cli_describe_status(status), text);
 	ck_assert_msg(strstr(text, "\rbig.bin  ") != NULL &&
 			      strstr(text, " / 100.0 MiB  ") != NULL &&
 			      strstr(text, "% ") != NULL &&
@@ -1377,11 +1022,155 @@ START_TEST(progress_on_tty)
 	free(text);
 	expect_fetched("big.bin", "big.bin", H_MTIME);
 
-	text = run_on_tty(quiet, &status);
+	text = cli_run_on_tty(quiet, &status);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s",
-		      describe_status(status));
+		      cli_describe_status(status));
 	ck_assert_msg(text[0] == '\0', "-q on a tty wrote: %s", text);
 	free(text);
+}
+END_TEST
+
+/* ---- --verify and --limit-rate ----------------------------------------- */
+
+/* Serves one "ferry get --verify" of small.bin as ferryd would, but
+ * answers the SUM with SUM_LINE. */
+static void fake_verify(int lfd, const char *sum_line)
+{
+	static char body[H_SMALL_BYTES];
+	char line[512];
+	struct pollfd p = { lfd, POLLIN, 0 };
+	const char *path = h_root_path(&d, "small.bin");
+	char *rest = NULL;
+	size_t len;
+	int fd, file;
+
+	file = open(path, O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ge(file, 0);
+	ck_assert(read(file, body, sizeof(body)) == (ssize_t)sizeof(body));
+	close(file);
+
+	ck_assert_msg(poll(&p, 1, WAIT_MS) == 1, "the client did not connect");
+	fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_gt(h_recv_line(fd, line, sizeof(line), WAIT_MS), 0);
+	ck_assert_str_eq(line, "GET /small.bin");
+	/* Pipelined: the SUM comes before the answer to the GET. */
+	ck_assert_int_gt(h_recv_line(fd, line, sizeof(line), WAIT_MS), 0);
+	ck_assert_str_eq(line, "SUM /small.bin");
+	snprintf(line, sizeof(line), "OK %d %d %d\n", H_SMALL_BYTES,
+		 H_SMALL_BYTES, H_MTIME);
+	ck_assert_int_eq(h_send_str(fd, line, WAIT_MS), 0);
+	ck_assert_int_eq(h_send(fd, body, sizeof(body), WAIT_MS), 0);
+	ck_assert_int_eq(h_send_str(fd, sum_line, WAIT_MS), 0);
+	h_recv_all(fd, &rest, &len, 1 << 20, WAIT_MS);
+	free(rest);
+	close(fd);
+}
+
+/* "ferry get --verify -q" of small.bin against fake_verify(SUM_LINE). */
+static struct cli_run *verify_against(const char *sum_line)
+{
+	char t[32];
+	const char *args[] = { "get", "--verify", "-q", t, "/small.bin", NULL };
+	int port, lfd = cli_fake_listen(&port);
+	pid_t pid;
+
+	snprintf(t, sizeof(t), "127.0.0.1:%d", port);
+	pid = cli_start(args, NULL);
+	fake_verify(lfd, sum_line);
+	close(lfd);
+	return cli_finish(pid);
+}
+
+START_TEST(verify_fake_server)
+{
+	unsigned char digest[FERRY_SHA256_BYTES];
+	char hex[2 * FERRY_SHA256_BYTES + 1], line[256];
+	struct cli_run *r;
+
+	ck_assert_int_eq(client_sha256_file(h_root_path(&d, "small.bin"),
+					    digest), 0);
+	proto_format_sha256(hex, digest);
+
+	/* The right digest: small.bin, and nothing else. */
+	snprintf(line, sizeof(line), "OK sha256 %s %d %d\n", hex,
+		 H_SMALL_BYTES, H_MTIME);
+	r = verify_against(line);
+	cli_expect_exit(r, 0, "right digest");
+	expect_fetched("small.bin", "small.bin", H_MTIME);
+	expect_no_part("small.bin");
+	ck_assert_int_eq(unlink(cli_out_path("small.bin")), 0);
+
+	/* A wrong digest: exit 4, no NAME, no part, no record. */
+	snprintf(line, sizeof(line), "OK sha256 %s %d %d\n",
+		 strcmp(hex, "00000000") > 0 ? "0000000000000000000000000000000"
+					       "000000000000000000000000000000000"
+				   : "f000000000000000000000000000000000000"
+				     "000000000000000000000000000",
+		 H_SMALL_BYTES, H_MTIME);
+	r = verify_against(line);
+	cli_expect_exit(r, 4, "wrong digest");
+	cli_expect_stderr_has(r, "/small.bin: verification failed: received "
+				 "SHA-256 ",
+			      "wrong digest");
+	cli_expect_absent(cli_out_path("small.bin"), "wrong digest");
+	expect_no_part("small.bin");
+
+	/* The right bytes, but SUM saw another version: a mismatch too. */
+	snprintf(line, sizeof(line), "OK sha256 %s %d %d\n", hex,
+		 H_SMALL_BYTES, H_MTIME + 1);
+	r = verify_against(line);
+	cli_expect_exit(r, 4, "changed");
+	cli_expect_stderr_has(r, "changed on the server during the fetch",
+			      "changed");
+	cli_expect_absent(cli_out_path("small.bin"), "changed");
+	expect_no_part("small.bin");
+
+	/* SUM refused: no NAME; the part stays for a later -c. */
+	r = verify_against("ERR 403 denied\n");
+	cli_expect_exit(r, 1, "SUM refused");
+	cli_expect_stderr_has(r, "refused: 403 SUM: denied", "SUM refused");
+	cli_expect_absent(cli_out_path("small.bin"), "SUM refused");
+}
+END_TEST
+
+/* --verify against ferryd: whole files, and a resumed part (whose bytes
+ * on disk are hashed, the one read). */
+START_TEST(get_verify)
+{
+	const char *args[] = { "get", "--verify", "-q", "-d", ".", target(),
+			       "/small.bin", "/sub/b.bin", "/empty.bin", NULL };
+	const char *resume[] = { "get", "--verify", "-c", "-q", target(),
+				 "/big.bin", NULL };
+
+	cli_run_ok(args, "get --verify");
+	expect_fetched("small.bin", "small.bin", H_MTIME);
+	expect_fetched("b.bin", "sub/b.bin", H_MTIME);
+	expect_fetched("empty.bin", "empty.bin", H_MTIME);
+	make_part(cli_out_path("big.bin.part"), h_root_path(&d, "big.bin"),
+		  HALF);
+	write_meta("big.bin", H_BIG_BYTES, H_MTIME, 0);
+	cli_run_ok(resume, "get --verify -c");
+	expect_fetched("big.bin", "big.bin", H_MTIME);
+	expect_no_part("big.bin");
+	expect_logged("/big.bin", HALF, HALF);
+}
+END_TEST
+
+START_TEST(get_limit_rate)
+{
+	const char *args[] = { "get", "-q", "--limit-rate", "2M", target(),
+			       "/four.bin", NULL };
+	int64_t start;
+
+	root_file("four.bin", 4 * MIB, H_MTIME);
+	start = h_now_ms();
+	cli_run_ok(args, "--limit-rate 2M");
+	/* A lower bound only: a limit must not be beaten. */
+	ck_assert_msg(h_now_ms() - start >= 1500,
+		      "4 MiB at 2 MiB/s took %lld ms",
+		      (long long)(h_now_ms() - start));
+	expect_fetched("four.bin", "four.bin", H_MTIME);
 }
 END_TEST
 
@@ -1409,6 +1198,10 @@ START_TEST(exit_usage)
 		{ "get", "localhost", "/sub/..", NULL },
 		{ "get", "-d", "x", "localhost", "/a/f", "/b/f", NULL },
 		{ "get", "--offset", NULL },
+		{ "get", "--verify", "--offset", "1", "localhost", "/a", NULL },
+		{ "get", "--verify", "--length", "1", "localhost", "/a", NULL },
+		{ "get", "--limit-rate", "2X", "localhost", "/a", NULL },
+		{ "get", "--limit-rate", "", "localhost", "/a", NULL },
 		{ "ls", NULL },
 		{ "ls", "localhost", "/a", "/b", NULL },
 		{ "ls", "-z", "localhost", NULL },
@@ -1416,7 +1209,7 @@ START_TEST(exit_usage)
 	size_t i;
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct run *r = run(cases[i]);
+		struct cli_run *r = cli_run(cases[i]);
 		char what[200];
 
 		snprintf(what, sizeof(what), "ferry %s %s %s %s",
@@ -1428,8 +1221,8 @@ START_TEST(exit_usage)
 					 cases[i][3]
 				 ? cases[i][3]
 				 : "");
-		expect_exit(r, 2, what);
-		expect_stderr_has(r, "usage: ferry get ", what);
+		cli_expect_exit(r, 2, what);
+		cli_expect_stderr_has(r, "usage: ferry get ", what);
 		ck_assert_msg(r->out_len == 0, "%s: stdout: %s", what, r->out);
 	}
 }
@@ -1442,7 +1235,7 @@ START_TEST(exit_unreachable)
 	char t[32];
 	const char *get[] = { "get", t, "/small.bin", NULL };
 	const char *ls[] = { "ls", t, NULL };
-	struct run *r;
+	struct cli_run *r;
 	int fd;
 
 	/* A port bound but not listening refuses connections, and nobody
@@ -1455,14 +1248,14 @@ START_TEST(exit_unreachable)
 	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
 	snprintf(t, sizeof(t), "127.0.0.1:%d", ntohs(sa.sin_port));
 
-	r = run(get);
-	expect_exit(r, 3, "connection refused");
-	expect_stderr_has(r, "cannot connect to 127.0.0.1 port ", "refused");
-	expect_stderr_has(r, "Connection refused", "refused");
-	expect_absent(out_path("small.bin"), "refused");
+	r = cli_run(get);
+	cli_expect_exit(r, 3, "connection refused");
+	cli_expect_stderr_has(r, "cannot connect to 127.0.0.1 port ", "refused");
+	cli_expect_stderr_has(r, "Connection refused", "refused");
+	cli_expect_absent(cli_out_path("small.bin"), "refused");
 	expect_no_part("small.bin");
-	r = run(ls);
-	expect_exit(r, 3, "ls, connection refused");
+	r = cli_run(ls);
+	cli_expect_exit(r, 3, "ls, connection refused");
 	close(fd);
 }
 END_TEST
@@ -1472,22 +1265,25 @@ START_TEST(cli_help_version)
 	const char *help[] = { "--help", NULL };
 	const char *get_help[] = { "get", "--help", NULL };
 	const char *version[] = { "--version", NULL };
-	struct run *r;
+	struct cli_run *r;
 
-	r = run(help);
-	expect_exit(r, 0, "--help");
+	r = cli_run(help);
+	cli_expect_exit(r, 0, "--help");
 	ck_assert_msg(strstr(r->out, "usage: ferry get [-o FILE | -d DIR] [-c] "
-				     "[-q] [--offset N] [--length N] "
+				     "[-q] [--verify] [--limit-rate RATE]\n"
+				     "                 [--offset N] [--length N] "
 				     "HOST[:PORT] PATH...\n") != NULL &&
+			      strstr(r->out, "ferry sync [-j N] [--checksum] "
+					     "[--delete] [--dry-run]") &&
 			      strstr(r->out, "ferry ls HOST[:PORT] [DIR]\n") &&
 			      strstr(r->out, "ferry stats [--since T] "
 					     "[--until T] [--svg FILE] "
 					     "[LOG...]\n"),
 		      "--help: %s", r->out);
-	r = run(get_help);
-	expect_exit(r, 0, "get --help");
-	r = run(version);
-	expect_exit(r, 0, "--version");
+	r = cli_run(get_help);
+	cli_expect_exit(r, 0, "get --help");
+	r = cli_run(version);
+	cli_expect_exit(r, 0, "--version");
 	ck_assert_str_eq(r->out, "ferry " PACKAGE_VERSION "\n");
 }
 END_TEST
@@ -1639,13 +1435,16 @@ static const struct test daemon_tests[] = {
 	{ "ls_dirs", &ls_dirs, 60 },
 	{ "ipv6", &ipv6, 60 },
 	{ "progress_on_tty", &progress_on_tty, 120 },
+	{ "get_verify", &get_verify, 120 },
+	{ "get_limit_rate", &get_limit_rate, 60 },
 };
 
-static const struct test cli_tests[] = {
+static const struct fixture_test cli_tests[] = {
 	{ "exit_usage", &exit_usage, 60 },
 	{ "exit_unreachable", &exit_unreachable, 60 },
 	{ "cli_help_version", &cli_help_version, 30 },
 	{ "pure_functions", &pure_functions, 30 },
+	{ "verify_fake_server", &verify_fake_server, 60 },
 };
 
 /* Names must outlive the runner; they are freed with it. */
@@ -1678,15 +1477,8 @@ static Suite *client_suite(void)
 			suite_add_tcase(s, tc);
 		}
 	}
-	for (i = 0; i < COUNT(cli_tests); i++) {
-		TCase *tc = tcase_create(cli_tests[i].name);
-
-		tcase_set_tags(tc, "cli");
-		tcase_add_checked_fixture(tc, setup_cli, teardown_cli);
-		tcase_set_timeout(tc, cli_tests[i].timeout_s);
-		tcase_add_test(tc, *cli_tests[i].fn);
-		suite_add_tcase(s, tc);
-	}
+	fixture_add_tests(s, "cli", setup_cli, teardown_cli, cli_tests,
+			  COUNT(cli_tests));
 	return s;
 }
 
@@ -1696,7 +1488,7 @@ int main(void)
 	int status;
 
 	srandom((unsigned)time(NULL) ^ (unsigned)getpid());
-	fprintf(stderr, "check_client: ferry is %s\n", ferry_path());
+	fprintf(stderr, "check_client: ferry is %s\n", cli_ferry_path());
 	status = fixture_run("check_client", client_suite());
 	for (i = 0; i < names_used; i++)
 		free(names[i]);

@@ -698,6 +698,54 @@ START_TEST(number_parser)
 }
 END_TEST
 
+/* SUM's answer, as the client reads it. */
+START_TEST(parse_sum_reply)
+{
+	static const char hex[] = "e3b0c44298fc1c149afbf4c8996fb924"
+				  "27ae41e4649b934ca495991b7852b855";
+	struct proto_sum_reply r;
+	char line[256];
+	size_t i;
+
+	snprintf(line, sizeof(line), "OK sha256 %s 0 1764000000", hex);
+	ck_assert_int_eq(proto_parse_sum_reply(line, strlen(line), &r), 0);
+	ck_assert(r.ok);
+	ck_assert_uint_eq(r.sha256[0], 0xe3);
+	ck_assert_uint_eq(r.sha256[31], 0x55);
+	ck_assert_uint_eq(r.size, 0);
+	ck_assert_int_eq(r.mtime, 1764000000);
+
+	ck_assert_int_eq(proto_parse_sum_reply("ERR 404 not found", 17, &r), 0);
+	ck_assert(!r.ok);
+	ck_assert_int_eq(r.code, 404);
+	ck_assert_str_eq(r.reason, "not found");
+
+	{
+		static const char *const bad[] = {
+			"OK sha1 %s 0 1",      "OK sha256 %s 0",
+			"OK sha256 %s 0 1 2",  "OK sha256 %s  0 1",
+			"OK sha256 %s x 1",    "OK %s 0 1",
+			"OK sha256 %sa 0 1",   "OK sha256 %s 0 1 ",
+			"OK sha256 %s 123456789012345678901 1",
+			"ok sha256 %s 0 1",
+		};
+		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			snprintf(line, sizeof(line), bad[i], hex);
+			ck_assert_msg(proto_parse_sum_reply(line, strlen(line),
+							    &r) < 0,
+				      "'%s' parsed", line);
+		}
+	}
+	/* Uppercase and short hex. */
+	snprintf(line, sizeof(line), "OK sha256 %.63s 0 1", hex);
+	ck_assert_int_lt(proto_parse_sum_reply(line, strlen(line), &r), 0);
+	snprintf(line, sizeof(line), "OK sha256 E%s 0 1", hex + 1);
+	ck_assert_int_lt(proto_parse_sum_reply(line, strlen(line), &r), 0);
+	snprintf(line, sizeof(line), "OK sha256 g%s 0 1", hex + 1);
+	ck_assert_int_lt(proto_parse_sum_reply(line, strlen(line), &r), 0);
+}
+END_TEST
+
 static Suite *protocol_suite(void)
 {
 	Suite *s = suite_create("protocol");
@@ -743,6 +791,7 @@ static Suite *protocol_suite(void)
 	tcase_add_test(tc, parse_reply_round_trip);
 	tcase_add_loop_test(tc, parse_reply_bad, 0, COUNT(bad_replies));
 	tcase_add_test(tc, parse_entry_ok);
+	tcase_add_test(tc, parse_sum_reply);
 	tcase_add_loop_test(tc, parse_entry_bad, 0, COUNT(bad_entries));
 	suite_add_tcase(s, tc);
 

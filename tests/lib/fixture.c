@@ -140,6 +140,23 @@ void fixture_restart(struct h_daemon *d, const char *overrides, int stop_ms)
 	ck_assert_msg(rc == 0, "restarting with %s: %s", overrides, msg);
 }
 
+void fixture_add_tests(Suite *suite, const char *tag, void (*setup)(void),
+		       void (*teardown)(void), const struct fixture_test *tests,
+		       size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		TCase *tc = tcase_create(tests[i].name);
+
+		tcase_set_tags(tc, tag);
+		tcase_add_checked_fixture(tc, setup, teardown);
+		tcase_set_timeout(tc, tests[i].timeout_s);
+		tcase_add_test(tc, *tests[i].fn);
+		suite_add_tcase(suite, tc);
+	}
+}
+
 int fixture_run(const char *prog, Suite *suite)
 {
 	SRunner *sr = srunner_create(suite);

@@ -43,6 +43,13 @@ Suite *fixture_mode_suite(const char *name, const struct fixture_test *tests,
 			  size_t n, SFun setup_sendfile, SFun setup_buffered,
 			  SFun teardown);
 
+/* Adds each of the N TESTS to SUITE as a TCase of its name, tagged TAG,
+ * with SETUP and TEARDOWN around it (for tests that start no daemon, or
+ * their own). */
+void fixture_add_tests(Suite *suite, const char *tag, void (*setup)(void),
+		       void (*teardown)(void), const struct fixture_test *tests,
+		       size_t n);
+
 /* Runs SUITE as every integration program does: SIGPIPE ignored (a write
  * to a socket the daemon closed must fail, not kill), orphans adopted and
  * reaped, the shared test files made and removed. PROG names the program in

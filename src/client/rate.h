@@ -7,8 +7,8 @@
  * does; rate_spend then charges what the recv brought. A recv may overdraw
  * the bucket by at most its size (rate_chunk), which the next waits pay
  * back, so over any span the average stays at the rate. */ 
-#ifndef FERRY_RATE_H
-#define FERRY_RATE_H
+#ifndef FERRY_CLIENT_RATE_H
+#define FERRY_CLIENT_RATE_H
 
 #include <pthread.h>
 #include <stddef.h>

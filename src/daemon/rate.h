@@ -25,8 +25,8 @@
  * (and so every member) is gone. struct rate_limit lives inside struct
  * transfer; rate_leave must be called before the transfer is freed.
  */
-#ifndef FERRY_RATE_H
-#define FERRY_RATE_H
+#ifndef FERRY_DAEMON_RATE_H
+#define FERRY_DAEMON_RATE_H
 
 #include <stdbool.h>
 #include <stdint.h>

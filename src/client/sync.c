@@ -754,7 +754,8 @@ static bool keep(const struct dir *d, const char *name)
 	size_t i, len = strlen(name);
 
 	if (name[0] == '.' ||
-	    bsearch(name, d->v, d->n, sizeof(*d->v), by_name) != NULL)
+	    (d->n > 0 &&
+	     bsearch(name, d->v, d->n, sizeof(*d->v), by_name) != NULL))
 		return true;
 	for (i = 0; i < 2; i++) {
 		size_t sl = strlen(suffixes[i]);
@@ -765,7 +766,8 @@ static bool keep(const struct dir *d, const char *name)
 		base = strndup(name, len - sl);
 		if (base == NULL)
 			return true;
-		e = bsearch(base, d->v, d->n, sizeof(*d->v), by_name);
+		e = d->n > 0 ? bsearch(base, d->v, d->n, sizeof(*d->v), by_name)
+			     : NULL;
 		free(base);
 		if (e != NULL && e->type == 'f')
 			return true;
@@ -962,7 +964,8 @@ static void report_failures(struct run *r)
 	if (r->drawn)
 		report_progress_clear();
 	r->drawn = false;
-	qsort(r->failed, r->nfailed, sizeof(*r->failed), by_dest);
+	if (r->nfailed > 1) /* qsort's base must not be NULL, even for 0 */
+		qsort(r->failed, r->nfailed, sizeof(*r->failed), by_dest);
 	for (i = 0; i < r->nfailed; i++) {
 		const struct client_job *j = &r->failed[i];
 

@@ -629,6 +629,23 @@ START_TEST(sync_unwritable)
 	ck_assert_int_eq(chmod(parent, 0755), 0);
 	ck_assert_int_eq(chmod(d.dir, 0755), 0);
 	ck_assert_int_eq(mkdir(cli_out_path("ro"), 0755), 0);
+	/* nobody must reach the binary too, and a build tree may sit below a
+	 * directory only root can enter (CI's scratch directory is 0700):
+	 * run a copy of ferry from PARENT. */
+	{
+		char copy[320], *bin = NULL;
+		size_t bin_len = 0;
+		int fd;
+
+		ck_assert_int_eq(h_read_file(cli_ferry_path(), &bin, &bin_len), 0);
+		snprintf(copy, sizeof(copy), "%s/ferry-as-nobody", parent);
+		fd = open(copy, O_WRONLY | O_CREAT | O_TRUNC, 0755);
+		ck_assert_int_ge(fd, 0);
+		ck_assert(write(fd, bin, bin_len) == (ssize_t)bin_len);
+		close(fd);
+		free(bin);
+		setenv("FERRY", copy, 1);
+	}
 	sp.uid = pw->pw_uid;
 	sp.gid = pw->pw_gid;
 	r = cli_run_with(args, &sp);

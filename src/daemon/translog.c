@@ -119,25 +119,18 @@ static const char *or_dash(const char *s)
 	return s != NULL && s[0] != '\0' ? s : "-";
 }
 
-/* Sets OBJ[KEY] to the string S. With AS_BYTES every byte from 0x80 up
- * becomes the code point of the same value (see the top of the file).
- * -EILSEQ when S is not UTF-8 (and AS_BYTES is off), -ENOMEM. */
-static int set_string(json_t *obj, const char *key, const char *s,
-		      bool as_bytes)
+/* Sets the string V to S. With AS_BYTES every byte from 0x80 up becomes
+ * the code point of the same value (see the top of the file). -EILSEQ when
+ * S is not UTF-8 (and AS_BYTES is off), -ENOMEM. */
+static int set_string(json_t *v, const char *s, bool as_bytes)
 {
 	char stack[512] = "";
 	char *buf = stack;
 	size_t i, n = 0, len = strlen(s);
-	json_t *v;
+	int rc;
 
-	if (!as_bytes) {
-		/* json_string refuses what is not UTF-8 (and says NULL when
-		 * out of memory too, which the retry as bytes then finds). */
-		v = json_string(s);
-		if (v == NULL)
-			return -EILSEQ;
-		return json_object_set_new(obj, key, v) == 0 ? 0 : -ENOMEM;
-	}
+	if (!as_bytes)
+		return json_string_set(v, s) == 0 ? 0 : -EILSEQ;
 	if (2 * len > sizeof(stack)) {
 		buf = calloc(2, len);
 		if (buf == NULL)
@@ -153,21 +146,10 @@ static int set_string(json_t *obj, const char *key, const char *s,
 			buf[n++] = (char)(0x80 | (c & 0x3f));
 		}
 	}
-	v = json_stringn_nocheck(buf, n);
+	rc = json_string_setn_nocheck(v, buf, n) == 0 ? 0 : -ENOMEM;
 	if (buf != stack)
 		free(buf);
-	return v != NULL && json_object_set_new(obj, key, v) == 0 ? 0
-								  : -ENOMEM;
-}
-
-/* Sets OBJ[KEY] to the integer V. File offsets and sizes are off_t, so
- * they fit jansson's json_int_t (int64_t); a larger V is clamped. */
-static int set_integer(json_t *obj, const char *key, uint64_t v)
-{
-	json_int_t i = v > INT64_MAX ? INT64_MAX : (json_int_t)v;
-
-	return json_object_set_new(obj, key, json_integer(i)) == 0 ? 0
-								   : -ENOMEM;
+	return rc;
 }
 
 /* V rounded to DECIMALS (2 or 4) as printf rounds it: the nearest double
@@ -187,45 +169,6 @@ static double rounded(double v, int decimals, char *text, size_t cap)
 	return strtod(text, NULL);
 }
 
-/* Sets OBJ[KEY] to V rounded to DECIMALS (rounded). */
-static int set_real(json_t *obj, const char *key, double v, int decimals)
-{
-	char text[400]; /* DBL_MAX in %f is 309 digits */
-
-	return json_object_set_new(obj, key,
-				   json_real(rounded(v, decimals, text,
-						     sizeof(text)))) == 0
-		       ? 0
-		       : -ENOMEM;
-}
-
-/* Fills OBJ with R's members, in the log's order. 0, -EILSEQ (a string is
- * not UTF-8 and AS_BYTES is off) or -ENOMEM. */
-static int json_record(json_t *obj, const struct transfer_record *r,
-		       double duration_s, double mib_per_s, bool as_bytes)
-{
-	char time[64];
-	int rc;
-
-	time_text(&r->end, time, sizeof(time));
-	if ((rc = set_string(obj, "time", time, as_bytes)) < 0 ||
-	    (rc = set_string(obj, "client", or_dash(r->client), as_bytes)) <
-		    0 ||
-	    (rc = set_string(obj, "path", or_dash(r->path), as_bytes)) < 0 ||
-	    (rc = set_string(obj, "mode", or_dash(r->mode), as_bytes)) < 0)
-		return rc;
-	if (json_object_set_new(obj, "status", json_integer(r->status)) < 0 ||
-	    set_integer(obj, "offset", r->offset) < 0 ||
-	    set_integer(obj, "bytes", r->bytes) < 0 ||
-	    set_integer(obj, "size", r->size) < 0 ||
-	    set_real(obj, "duration_s", duration_s, 4) < 0 ||
-	    set_real(obj, "mib_per_s", mib_per_s, 2) < 0)
-		return -ENOMEM;
-	if (r->error != NULL)
-		return set_string(obj, "error", r->error, as_bytes);
-	return 0;
-}
-
 /* json_dump_callback's sink: the snprintf-like buffer. */
 static int put_cb(const char *s, size_t n, void *data)
 {
@@ -233,21 +176,34 @@ static int put_cb(const char *s, size_t n, void *data)
 	return 0;
 }
 
-/* The common line (every string UTF-8, no error) reuses one object per
- * thread whose values are updated in place: building a fresh object costs
- * some 25 allocations a line, which a log written for every request should
- * not pay. The object's keys are in the log's order once and for all. */
+/* Every line is made in one object per thread whose values are updated in
+ * place: building a fresh object costs some 25 allocations a line, which a
+ * log written for every request should not pay. Its keys stand in the
+ * log's order once and for all; "error", last, is added for the lines
+ * that have one and taken out again after. */
+enum { J_TIME, J_CLIENT, J_PATH, J_MODE, J_STATUS, J_OFFSET, J_BYTES,
+       J_SIZE, J_DURATION, J_RATE, J_ERROR, J_COUNT };
+
 struct json_line {
 	json_t *obj;
-	json_t *v[10]; /* time client path mode status offset bytes size
-			* duration_s mib_per_s */
+	json_t *v[J_COUNT];
 };
 static _Thread_local struct json_line *json_line;
 
-static const char *const json_keys[10] = {
-	"time", "client", "path", "mode", "status",
-	"offset", "bytes", "size", "duration_s", "mib_per_s",
+static const char *const json_keys[J_COUNT] = {
+	"time", "client", "path", "mode", "status", "offset",
+	"bytes", "size", "duration_s", "mib_per_s", "error",
 };
+
+static void json_line_free(struct json_line *l)
+{
+	size_t i;
+
+	for (i = 0; i < J_COUNT; i++)
+		json_decref(l->v[i]);
+	json_decref(l->obj);
+	free(l);
+}
 
 /* This thread's reusable line, made on first use. NULL on ENOMEM. */
 static struct json_line *json_line_get(void)
@@ -258,69 +214,56 @@ static struct json_line *json_line_get(void)
 	if (l != NULL)
 		return l;
 	l = calloc(1, sizeof(*l));
-	if (l == NULL || (l->obj = json_object()) == NULL)
+	if (l == NULL)
+		return NULL;
+	l->obj = json_object();
+	if (l->obj == NULL)
 		goto fail;
-	for (i = 0; i < 10; i++) {
-		l->v[i] = i < 4 ? json_string("") :
-			  i < 8 ? json_integer(0) : json_real(0.0);
+	for (i = 0; i < J_COUNT; i++) {
+		l->v[i] = i <= J_MODE || i == J_ERROR ? json_string("")
+			  : i <= J_SIZE		     ? json_integer(0)
+						     : json_real(0.0);
 		/* json_object_set takes a reference of its own; the line keeps
 		 * the first, to update the value in place. */
 		if (l->v[i] == NULL ||
-		    json_object_set(l->obj, json_keys[i], l->v[i]) < 0)
+		    (i != J_ERROR &&
+		     json_object_set(l->obj, json_keys[i], l->v[i]) < 0))
 			goto fail;
 	}
 	json_line = l;
 	return l;
 fail:
-	if (l != NULL) {
-		for (i = 0; i < 10; i++)
-			json_decref(l->v[i]);
-		json_decref(l->obj);
-		free(l);
-	}
+	json_line_free(l);
 	return NULL;
 }
 
 void translog_thread_done(void)
 {
-	struct json_line *l = json_line;
-	size_t i;
-
-	if (l == NULL)
-		return;
-	for (i = 0; i < 10; i++)
-		json_decref(l->v[i]);
-	json_decref(l->obj);
-	free(l);
+	if (json_line != NULL)
+		json_line_free(json_line);
 	json_line = NULL;
 }
 
-/* R's values into the reusable line, for a record with no error. 0, or
- * -EILSEQ when a string is not UTF-8 (the caller then makes the line the
- * slow way). */
-static int json_line_fill(struct json_line *l, const struct transfer_record *r,
-			  double duration_s, double mib_per_s)
+/* R's strings into the line (the error's too, when R has one). 0, -EILSEQ
+ * (a string is not UTF-8 and AS_BYTES is off) or -ENOMEM. */
+static int json_line_strings(struct json_line *l,
+			     const struct transfer_record *r, bool as_bytes)
 {
-	char time[64], text[400]; /* DBL_MAX in %f is 309 digits */
-	const char *str[4];
-	uint64_t num[3] = { r->offset, r->bytes, r->size };
+	char time[64];
+	const char *str[J_MODE + 1];
 	size_t i;
+	int rc;
 
 	time_text(&r->end, time, sizeof(time));
-	str[0] = time;
-	str[1] = or_dash(r->client);
-	str[2] = or_dash(r->path);
-	str[3] = or_dash(r->mode);
-	for (i = 0; i < 4; i++)
-		if (json_string_set(l->v[i], str[i]) < 0)
-			return -EILSEQ;
-	json_integer_set(l->v[4], r->status);
-	for (i = 0; i < 3; i++)
-		json_integer_set(l->v[5 + i], num[i] > INT64_MAX
-						      ? INT64_MAX
-						      : (json_int_t)num[i]);
-	json_real_set(l->v[8], rounded(duration_s, 4, text, sizeof(text)));
-	json_real_set(l->v[9], rounded(mib_per_s, 2, text, sizeof(text)));
+	str[J_TIME] = time;
+	str[J_CLIENT] = or_dash(r->client);
+	str[J_PATH] = or_dash(r->path);
+	str[J_MODE] = or_dash(r->mode);
+	for (i = 0; i <= J_MODE; i++)
+		if ((rc = set_string(l->v[i], str[i], as_bytes)) < 0)
+			return rc;
+	if (r->error != NULL)
+		return set_string(l->v[J_ERROR], r->error, as_bytes);
 	return 0;
 }
 
@@ -329,29 +272,39 @@ static int put_json(struct out *o, const struct transfer_record *r,
 		    double duration_s, double mib_per_s)
 {
 	size_t flags = JSON_COMPACT | JSON_REAL_PRECISION(15);
-	struct json_line *l;
-	json_t *obj;
+	uint64_t num[3] = { r->offset, r->bytes, r->size };
+	char text[400]; /* DBL_MAX in %f is 309 digits */
+	struct json_line *l = json_line_get();
+	size_t i;
 	int rc;
 
-	/* Not json_dumpb: it skips a piece that does not fit and copies the
-	 * later ones, where the callback keeps snprintf's prefix. */
-	if (r->error == NULL && (l = json_line_get()) != NULL &&
-	    json_line_fill(l, r, duration_s, mib_per_s) == 0)
-		return json_dump_callback(l->obj, put_cb, o, flags) < 0
-			       ? -ENOMEM
-			       : 0;
-	obj = json_object();
-	if (obj == NULL)
+	if (l == NULL)
 		return -ENOMEM;
-	rc = json_record(obj, r, duration_s, mib_per_s, false);
+	rc = json_line_strings(l, r, false);
 	if (rc == -EILSEQ) {
-		json_object_clear(obj);
-		rc = json_record(obj, r, duration_s, mib_per_s, true);
+		rc = json_line_strings(l, r, true);
 		flags |= JSON_ENSURE_ASCII;
 	}
-	if (rc == 0 && json_dump_callback(obj, put_cb, o, flags) < 0)
+	if (rc < 0)
+		return rc;
+	json_integer_set(l->v[J_STATUS], r->status);
+	/* File offsets and sizes are off_t, so they fit jansson's json_int_t
+	 * (int64_t); a larger value is clamped. */
+	for (i = 0; i < 3; i++)
+		json_integer_set(l->v[J_OFFSET + i], num[i] > INT64_MAX
+							     ? INT64_MAX
+							     : (json_int_t)num[i]);
+	json_real_set(l->v[J_DURATION], rounded(duration_s, 4, text, sizeof(text)));
+	json_real_set(l->v[J_RATE], rounded(mib_per_s, 2, text, sizeof(text)));
+	if (r->error != NULL &&
+	    json_object_set(l->obj, "error", l->v[J_ERROR]) < 0)
+		return -ENOMEM;
+	/* Not json_dumpb: it skips a piece that does not fit and copies the
+	 * later ones, where the callback keeps snprintf's prefix. */
+	if (json_dump_callback(l->obj, put_cb, o, flags) < 0)
 		rc = -ENOMEM;
-	json_decref(obj);
+	if (r->error != NULL)
+		json_object_del(l->obj, "error");
 	return rc;
 }
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/array.h"
 #include "common/protocol.h"
 #include "common/units.h"
 #include "client/stats.h"
@@ -112,23 +113,6 @@ void stats_free(struct stats *s)
 	stats_init(s);
 }
 
-/* Makes room for one more of ELEM bytes in *ARR of *CAP. */
-static int reserve(void **arr, size_t *cap, size_t used, size_t elem)
-{
-	size_t n;
-	void *p;
-
-	if (used < *cap)
-		return 0;
-	n = *cap == 0 ? 16 : *cap * 2;
-	p = realloc(*arr, n * elem);
-	if (p == NULL)
-		return -ENOMEM;
-	*arr = p;
-	*cap = n;
-	return 0;
-}
-
 static uint64_t add_sat(uint64_t a, uint64_t b)
 {
 	return a > UINT64_MAX - b ? UINT64_MAX : a + b;
@@ -142,7 +126,7 @@ static struct stats_mode *mode_get(struct stats *s, const char *name)
 	int rc;
 
 	/* Through a void * of its own, as a struct stats_mode ** is not one. */
-	if (reserve(&arr, &s->modes_cap, s->nmodes, sizeof(*s->modes)) < 0)
+	if (array_reserve(&arr, &s->modes_cap, s->nmodes, sizeof(*s->modes)) < 0)
 		return NULL;
 	s->modes = arr;
 	rc = index_get(&s->mode_index, name, s->nmodes, &slot);
@@ -200,7 +184,7 @@ int stats_add(struct stats *s, const struct stats_record *r)
 		void *arr = s->paths;
 		int rc;
 
-		if (reserve(&arr, &s->paths_cap, s->npaths,
+		if (array_reserve(&arr, &s->paths_cap, s->npaths,
 			    sizeof(*s->paths)) < 0)
 			return -ENOMEM;
 		s->paths = arr;

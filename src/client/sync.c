@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/array.h"
 #include "client/rate.h"
 #include "client/report.h"
 
@@ -128,23 +129,6 @@ static void worse(struct run *r, int code)
 		r->code = code;
 }
 
-/* Grows the array *V of *CAP elements of SIZE bytes to hold N + 1. */
-static int grow(void **v, size_t *cap, size_t n, size_t size)
-{
-	void *nv;
-	size_t ncap;
-
-	if (n < *cap)
-		return 0;
-	ncap = *cap == 0 ? 64 : *cap * 2;
-	nv = realloc(*v, ncap * size);
-	if (nv == NULL)
-		return -ENOMEM;
-	*v = nv;
-	*cap = ncap;
-	return 0;
-}
-
 /* "A/B": A, then B when A is not empty (or B alone). malloc'd. */
 static char *join(const char *a, const char *b)
 {
@@ -194,7 +178,7 @@ static int parse_listing(struct dir *d, char *body, size_t len)
 			rc = -EBADMSG;
 			break;
 		}
-		rc = grow((void **)&d->v, &cap, d->n, sizeof(*d->v));
+		rc = array_reserve((void **)&d->v, &cap, d->n, sizeof(*d->v));
 		if (rc < 0)
 			break;
 		e = &d->v[d->n];
@@ -228,7 +212,7 @@ static int walk(struct run *r, struct client_conn *c)
 {
 	size_t i, k;
 
-	if (grow((void **)&r->dirs, &r->cap_dirs, 0, sizeof(*r->dirs)) < 0)
+	if (array_reserve((void **)&r->dirs, &r->cap_dirs, 0, sizeof(*r->dirs)) < 0)
 		return FERRY_EXIT_FAILED;
 	memset(&r->dirs[0], 0, sizeof(r->dirs[0]));
 	r->dirs[0].rel = strdup("");
@@ -279,7 +263,7 @@ static int walk(struct run *r, struct client_conn *c)
 
 			if (e->type != 'd')
 				continue;
-			if (grow((void **)&r->dirs, &r->cap_dirs, r->ndirs,
+			if (array_reserve((void **)&r->dirs, &r->cap_dirs, r->ndirs,
 				 sizeof(*r->dirs)) < 0)
 				return FERRY_EXIT_FAILED;
 			sub = &r->dirs[r->ndirs];
@@ -438,7 +422,7 @@ static int same_digest(struct client_conn *c, const char *remote,
 static int add_fetch(struct run *r, const char *rel, const struct entry *e)
 {
 	struct fetch *f;
-	int rc = grow((void **)&r->fetch, &r->cap_fetch, r->nfetch,
+	int rc = array_reserve((void **)&r->fetch, &r->cap_fetch, r->nfetch,
 		      sizeof(*r->fetch));
 
 	if (rc < 0)
@@ -615,7 +599,7 @@ static void finished_cb(void *arg, const struct client_job *job)
 	pthread_mutex_lock(&r->lock);
 	if (job->status == CLIENT_DONE) {
 		r->fetched++;
-	} else if (grow((void **)&r->failed, &r->cap_failed, r->nfailed,
+	} else if (array_reserve((void **)&r->failed, &r->cap_failed, r->nfailed,
 			sizeof(*r->failed)) == 0) {
 		r->failed[r->nfailed++] = *job;
 	}

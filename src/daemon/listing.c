@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/array.h"
 #include "common/path.h"
 #include "common/protocol.h"
 
@@ -72,15 +73,8 @@ static int entries_add(struct listing *l, const char *name,
 
 	if (name_len > UINT16_MAX)
 		return 0; /* no file system has such names; left out */
-	if (l->count == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 64;
-		struct record **v = realloc(l->v, cap * sizeof(*v));
-
-		if (v == NULL)
-			return -ENOMEM;
-		l->v = v;
-		l->cap = cap;
-	}
+	if (array_reserve((void **)&l->v, &l->cap, l->count, sizeof(*l->v)) < 0)
+		return -ENOMEM;
 	if (l->blocks == NULL || LISTING_BLOCK - l->blocks->used < need) {
 		struct block *b = malloc(sizeof(*b));
 

@@ -32,6 +32,7 @@ struct record {
 	uint64_t size;
 	int64_t mtime;
 	uint16_t name_len;
+	uint32_t line_len; /* its line, LF included: set once sorted */
 	char type;     /* 'f' or 'd' */
 	char name[];   /* name_len bytes, NUL-terminated */
 };
@@ -174,7 +175,7 @@ static int collect(int root_fd, const char *rel, DIR *dir, struct listing *e)
 	}
 }
 
-/* R's line, LF included: its length, or what LISTING_LINE_MAX allows. */
+/* The length of R's line, LF included. */
 static size_t line_length(const struct record *r)
 {
 	char head[64];
@@ -215,8 +216,10 @@ int listing_open(int root_fd, const char *rel, struct listing **out)
 	}
 	if (l->count > 1)
 		qsort(l->v, l->count, sizeof(*l->v), by_name);
-	for (i = 0; i < l->count; i++)
-		l->length += line_length(l->v[i]);
+	for (i = 0; i < l->count; i++) {
+		l->v[i]->line_len = (uint32_t)line_length(l->v[i]);
+		l->length += l->v[i]->line_len;
+	}
 	*out = l;
 	return 0;
 }
@@ -232,7 +235,7 @@ size_t listing_read(struct listing *l, char *buf, size_t cap)
 
 	while (l->next < l->count) {
 		const struct record *r = l->v[l->next];
-		size_t len = line_length(r);
+		size_t len = r->line_len;
 		int head;
 
 		if (len > cap - n)

@@ -31,8 +31,8 @@
 struct record {
 	uint64_t size;
 	int64_t mtime;
-	uint16_t name_len;
 	uint32_t line_len; /* its line, LF included: set once sorted */
+	uint16_t name_len;
 	char type;     /* 'f' or 'd' */
 	char name[];   /* name_len bytes, NUL-terminated */
 };

@@ -736,7 +736,8 @@ static void prepare(struct getter *g, size_t index)
 	}
 	/* "-o /dev/null" or a FIFO: nothing to rename into place (renaming
 	 * over a device would replace it with a file). */
-	if (j->dest != NULL && stat(j->dest, &st) == 0 && !S_ISREG(st.st_mode) &&
+	if (j->dest != NULL && !j->fresh && stat(j->dest, &st) == 0 &&
+	    !S_ISREG(st.st_mode) &&
 	    !S_ISDIR(st.st_mode)) {
 		j->direct = true;
 		queue_fetch(g, index, 0);
@@ -748,7 +749,7 @@ static void prepare(struct getter *g, size_t index)
 		fail(j, -ENAMETOOLONG, CLIENT_STAGE_PART);
 		return;
 	}
-	if (j->dest != NULL && lstat(j->part, &st) == 0) {
+	if (j->dest != NULL && !j->fresh && lstat(j->part, &st) == 0) {
 		j->restarted = true;
 		/* Continue only what a record vouches for: the same range
 		 * start, and no more bytes than the range holds. */
@@ -806,9 +807,13 @@ static int open_output(struct client_job *j, const struct client_get_opts *o,
 			return -errno;
 		/* A small file is fetched again whole: no record, and none
 		 * left of another version. */
-		if (j->size < o->record_min_bytes)
-			rc = unlink(j->meta) < 0 && errno != ENOENT ? -errno
-								   : 0;
+		if (j->size < o->record_min_bytes) {
+			j->no_record = j->fresh;
+			rc = !j->fresh && unlink(j->meta) < 0 &&
+					     errno != ENOENT
+				     ? -errno
+				     : 0;
+		}
 		else
 			rc = meta_write(j->meta, &m);
 		if (rc < 0) {
@@ -833,8 +838,9 @@ static int open_output(struct client_job *j, const struct client_get_opts *o,
 }
 
 /* Makes a complete NAME.part ready to become NAME: the server's MTIME, and
- * on disk unless the batch is synced at once (BATCH). Closes FD. */
-static int seal(struct client_job *j, int fd, bool batch)
+ * on disk unless the batch is synced at once (BATCH) or nothing is flushed
+ * (NO_FLUSH). Closes FD. */
+static int seal(struct client_job *j, int fd, bool batch, bool no_flush)
 {
 	struct timespec ts[2] = { { 0, UTIME_NOW }, { (time_t)j->mtime, 0 } };
 	int rc = 0;
@@ -843,7 +849,7 @@ static int seal(struct client_job *j, int fd, bool batch)
 		return 0;
 	if (j->direct)
 		return close(fd) < 0 ? -errno : 0;
-	if (futimens(fd, ts) < 0 || (!batch && fsync(fd) < 0))
+	if (futimens(fd, ts) < 0 || (!batch && !no_flush && fsync(fd) < 0))
 		rc = -errno;
 	if (close(fd) < 0 && rc == 0)
 		rc = -errno;
@@ -857,7 +863,7 @@ static int install(struct client_job *j)
 		return 0;
 	if (rename(j->part, j->dest) < 0)
 		return -errno;
-	if (unlink(j->meta) < 0 && errno != ENOENT)
+	if (!j->no_record && unlink(j->meta) < 0 && errno != ENOENT)
 		return -errno;
 	return 0;
 }
@@ -1067,10 +1073,10 @@ static int answer(struct getter *g, const struct request *r)
 	}
 	if (hash != NULL && hash_end(hash, j->sha256) < 0) {
 		fail(j, -ENOMEM, CLIENT_STAGE_PART);
-		seal(j, fd, o->batch_sync);
+		seal(j, fd, o->batch_sync, o->no_flush);
 		return 0;
 	}
-	rc = seal(j, fd, o->batch_sync);
+	rc = seal(j, fd, o->batch_sync, o->no_flush);
 	if (rc == 0 && !o->verify && !o->batch_sync)
 		rc = install(j);
 	if (rc < 0) {

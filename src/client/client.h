@@ -156,6 +156,9 @@ enum client_stage {
 struct client_job {
 	const char *path;  /* the server's path, as typed */
 	const char *dest;  /* the local NAME, or NULL for standard output */
+	/* The caller knows that neither NAME nor NAME.part nor its record
+	 * exists (ferry sync, in a directory it has just made): no probes. */
+	bool fresh;
 
 	enum client_status status;
 	int err;                /* CLIENT_FAILED: negative errno */
@@ -177,6 +180,7 @@ struct client_job {
 	char meta[4200];
 	struct client_meta rec; /* the .meta of the part being resumed */
 	bool resuming;
+	bool no_record;         /* no NAME.part.meta exists to remove */
 	bool direct;            /* dest is a device or FIFO: written as is */
 	bool received_all;      /* sealed; NAME waits for SUM or the sync */
 	bool verified;          /* SUM agreed (or no --verify) */
@@ -204,6 +208,10 @@ struct client_get_opts {
 	 * answers are in, then the renames: as safe (no NAME before its
 	 * bytes are on disk), far fewer flushes for many small files. */
 	bool batch_sync;
+	/* No flush at all (ferry sync without --fsync, like rsync and cp):
+	 * NAME as soon as its bytes are written; a crash of the machine may
+	 * leave a NAME whose data never reached the disk. */
+	bool no_flush;
 	client_get_progress_fn progress; /* may be NULL */
 	/* Called once per job when it has its final status (may be NULL). */
 	void (*finished)(void *arg, const struct client_job *job);

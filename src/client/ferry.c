@@ -35,6 +35,7 @@ enum {
 	OPT_CHECKSUM,
 	OPT_DELETE,
 	OPT_DRY_RUN,
+	OPT_FSYNC,
 };
 
 static const char usage_text[] =
@@ -42,9 +43,9 @@ static const char usage_text[] =
 	"[--limit-rate RATE]\n"
 	"                 [--offset N] [--length N] HOST[:PORT] PATH...\n"
 	"       ferry sync [-j N] [--checksum] [--delete] [--dry-run] "
-	"[--verify]\n"
-	"                  [--limit-rate RATE] [-q] HOST[:PORT] REMOTE_DIR "
-	"LOCAL_DIR\n"
+	"[--fsync]\n"
+	"                  [--verify] [--limit-rate RATE] [-q]\n"
+	"                  HOST[:PORT] REMOTE_DIR LOCAL_DIR\n"
 	"       ferry ls HOST[:PORT] [DIR]\n"
 	"       ferry stats [--since T] [--until T] [--svg FILE] [LOG...]\n"
 	"       ferry --help | --version\n";
@@ -68,6 +69,7 @@ static const char help_text[] =
 	"  --checksum    compare SHA-256 digests instead of size and mtime\n"
 	"  --delete      remove local files the server does not list\n"
 	"  --dry-run     print what would be done, change nothing\n"
+	"  --fsync       put each batch of files on disk before they get their names\n"
 	"\n"
 	"HOST is a name, an IPv4 address or an IPv6 address in brackets.\n"
 	"Exit status: 0 done, 1 refused by the server, 2 usage, 3 network or\n"
@@ -431,6 +433,7 @@ static int sync_main(int argc, char **argv)
 		{ "checksum", no_argument, NULL, OPT_CHECKSUM },
 		{ "delete", no_argument, NULL, OPT_DELETE },
 		{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+		{ "fsync", no_argument, NULL, OPT_FSYNC },
 		FETCH_LONGOPTS,
 	};
 	struct sync_opts o;
@@ -459,6 +462,9 @@ static int sync_main(int argc, char **argv)
 			break;
 		case OPT_DRY_RUN:
 			o.dry_run = true;
+			break;
+		case OPT_FSYNC:
+			o.fsync = true;
 			break;
 		default:
 			rc = fetch_option(opt, argv, &o.quiet, &o.verify,

@@ -63,6 +63,7 @@ struct dir {
 	bool listed; /* the server answered its LIST */
 	bool usable; /* listed, and the local directory is a real one (or
 		      * dry-run) */
+	bool made;   /* this run made the local directory: it holds nothing */
 };
 
 /* A file to fetch. */
@@ -70,6 +71,7 @@ struct fetch {
 	char *path; /* the server's path */
 	char *dest; /* the local path */
 	uint64_t size;
+	bool fresh; /* in a directory this run made: no NAME, part or record */
 };
 
 /* One run. Workers share it; LOCK guards the counters below it. */
@@ -386,6 +388,7 @@ static void plan_dir(struct run *r, struct dir *d, bool parent_usable)
 		goto out;
 	}
 	d->usable = true;
+	d->made = true;
 out:
 	free(path);
 }
@@ -419,7 +422,8 @@ static int same_digest(struct client_conn *c, const char *remote,
 }
 
 /* Adds file E of directory D to what the workers fetch. */
-static int add_fetch(struct run *r, const char *rel, const struct entry *e)
+static int add_fetch(struct run *r, const struct dir *d, const char *rel,
+		     const struct entry *e)
 {
 	struct fetch *f;
 	int rc = array_reserve((void **)&r->fetch, &r->cap_fetch, r->nfetch,
@@ -431,6 +435,7 @@ static int add_fetch(struct run *r, const char *rel, const struct entry *e)
 	f->path = remote_path(r, rel);
 	f->dest = local_path(r, rel);
 	f->size = e->size;
+	f->fresh = d->made;
 	if (f->path == NULL || f->dest == NULL) {
 		free(f->path);
 		free(f->dest);
@@ -459,7 +464,7 @@ static int plan_file(struct run *r, struct client_conn *c, const struct dir *d,
 		rc = -ENOMEM;
 		goto out;
 	}
-	if (lstat(path, &st) < 0) {
+	if (d->made || lstat(path, &st) < 0) {
 		fetch = true;
 	} else if (S_ISREG(st.st_mode) && (uint64_t)st.st_size != e->size) {
 		fetch = true;
@@ -514,7 +519,7 @@ static int plan_file(struct run *r, struct client_conn *c, const struct dir *d,
 	}
 	if (r->o->dry_run)
 		report_plan(r, "fetch", rel, "");
-	rc = add_fetch(r, rel, e);
+	rc = add_fetch(r, d, rel, e);
 out:
 	free(remote);
 	free(path);
@@ -661,7 +666,8 @@ static void *worker_main(void *arg)
 	opts.resume = true;
 	opts.verify = r->o->verify;
 	opts.record_min_bytes = SYNC_RECORD_MIN_BYTES;
-	opts.batch_sync = true;
+	opts.batch_sync = r->o->fsync;
+	opts.no_flush = !r->o->fsync;
 	opts.progress = progress_cb;
 	opts.finished = finished_cb;
 	opts.arg = w;
@@ -672,6 +678,7 @@ static void *worker_main(void *arg)
 		for (i = 0; i < n; i++) {
 			jobs[i].path = r->fetch[first + i].path;
 			jobs[i].dest = r->fetch[first + i].dest;
+			jobs[i].fresh = r->fetch[first + i].fresh;
 		}
 		if (client_get(&w->conn, jobs, n, &opts) < 0) {
 			lost = true;

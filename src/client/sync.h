@@ -29,6 +29,7 @@ struct sync_opts {
 	bool dry_run;
 	bool verify;            /* --verify for every fetch */
 	bool quiet;             /* no progress line, no summary */
+	bool fsync;             /* --fsync: each batch on disk before its renames */
 	uint64_t rate_bps;      /* --limit-rate for the whole run; 0: none */
 };
 

@@ -93,6 +93,7 @@ struct transfer {
 	int next_write;
 	uint64_t read_pos;
 	bool file_eof;
+	bool no_nowait;             /* preadv2(RWF_NOWAIT) refused here */
 	bool header_writing;
 
 	/* SUM: the hash in progress (engine_sum.c's), or NULL */

@@ -1,15 +1,37 @@
-/* The buffered engine: uv_fs_read fills one buffer while uv_write sends the
+/* The buffered engine: a read fills one buffer while uv_write sends the
  * other; at most two buffers of buffer_bytes exist per transfer, whatever
- * the file's size. See engine.h. */
+ * the file's size. See engine.h.
+ *
+ * The read: first preadv2(RWF_NOWAIT) on the loop, which copies what the
+ * page cache holds and never waits for the disk (EAGAIN instead); only
+ * what is not cached goes to the threadpool (uv_fs_read). A cached file
+ * thus costs no thread hand-off per buffer, the context switches that
+ * dominated a throttled transfer's CPU. */
 #include "daemon/engine.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <sys/uio.h>
 
 #include "daemon/conn.h"
 #include "daemon/transfer.h"
 
 static void buffered_pump(struct transfer *t);
+
+/* Buffer I holds N more bytes (or the file ended: N == 0). */
+static void filled(struct transfer *t, int i, size_t n)
+{
+	if (n == 0) {
+		t->buf_state[i] = BUF_FREE;
+		t->file_eof = true;
+	} else {
+		t->buf_fill[i] = n;
+		t->buf_state[i] = BUF_FULL;
+		t->read_pos += (uint64_t)n;
+		t->next_read ^= 1;
+	}
+}
 
 static void buffered_read_cb(uv_fs_t *req)
 {
@@ -25,16 +47,32 @@ static void buffered_read_cb(uv_fs_t *req)
 		transfer_fail_errno(t, (int)n == UV_EPIPE ? UV_EIO : (int)n);
 		return;
 	}
-	if (n == 0) {
-		t->buf_state[i] = BUF_FREE;
-		t->file_eof = true;
-	} else {
-		t->buf_fill[i] = (size_t)n;
-		t->buf_state[i] = BUF_FULL;
-		t->read_pos += (uint64_t)n;
-		t->next_read ^= 1;
-	}
+	filled(t, i, (size_t)n);
 	buffered_pump(t);
+}
+
+/* Copies into buffer I what the page cache holds of the WANT bytes at
+ * read_pos, without waiting for the disk: true when some arrived. False
+ * (nothing read) when they must come from the threadpool: not cached,
+ * RWF_NOWAIT not supported here (then never tried again for T), or the end
+ * of the file, which the threadpool's read confirms. */
+static bool read_cached(struct transfer *t, int i, size_t want)
+{
+	struct iovec v = { t->buf[i], want };
+	ssize_t n;
+
+	if (t->no_nowait)
+		return false;
+	do
+		n = preadv2(t->file_fd, &v, 1, (off_t)t->read_pos, RWF_NOWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n > 0) {
+		filled(t, i, (size_t)n);
+		return true;
+	}
+	if (n < 0 && errno != EAGAIN)
+		t->no_nowait = true;
+	return false;
 }
 
 static void buffered_write_cb(uv_write_t *req, int status)
@@ -100,6 +138,11 @@ static bool start_read(struct transfer *t)
 			return false;
 		}
 	}
+	if (read_cached(t, i, (size_t)want)) {
+		if (t->throttled && t->buf_fill[i] < want)
+			transfer_refund(t, want - t->buf_fill[i]);
+		return true;
+	}
 	b = uv_buf_init(t->buf[i], (unsigned)want);
 	t->read_req.data = t;
 	rc = uv_fs_read(conn_stream(c)->loop, &t->read_req, t->file_fd, &b, 1,
@@ -134,6 +177,9 @@ static void buffered_pump(struct transfer *t)
 			return;
 		}
 		t->buf_state[j] = BUF_WRITING;
+		/* The other buffer may fill now, from the page cache. */
+		if (!start_read(t))
+			return;
 	}
 	if (t->header_writing || t->buf_state[0] != BUF_FREE ||
 	    t->buf_state[1] != BUF_FREE)

@@ -355,8 +355,10 @@ START_TEST(sync_jobs_agree)
 	total = make_tree(4, 5, 20, 3);
 	sync_ok("one", "-j", "1", "-j 1");
 	sync_ok("eight", "-j", "8", "-j 8");
+	sync_ok("flushed", "--fsync", NULL, "--fsync");
 	expect_tree("one");
 	expect_tree("eight");
+	expect_tree("flushed");
 
 	/* The summary counts every byte, over the default 4 connections. */
 	r = cli_run(loud);

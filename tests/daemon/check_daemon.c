@@ -287,6 +287,42 @@ START_TEST(get_big)
 }
 END_TEST
 
+/* A file partly out of the page cache: the buffered engine reads what is
+ * cached on the loop (RWF_NOWAIT) and the rest in the threadpool; the
+ * bytes must come out the same, whole and from an offset in each part. */
+START_TEST(get_evicted)
+{
+	const uint64_t size = 8ULL << 20;
+	const char *path = h_root_path(&d, "cold.bin");
+	struct timespec ts[2] = { { H_MTIME, 0 }, { H_MTIME, 0 } };
+	int fd, file;
+
+	ck_assert_int_eq(h_write_random(path, size, 77), 0);
+	ck_assert_int_eq(utimensat(AT_FDCWD, path, ts, 0), 0);
+	file = open(path, O_RDONLY);
+	ck_assert_int_ge(file, 0);
+	ck_assert_int_eq(fdatasync(file), 0);
+	/* Evict the second half, and a hole in the first. */
+	ck_assert_int_eq(posix_fadvise(file, (off_t)(size / 2), 0,
+				       POSIX_FADV_DONTNEED),
+			 0);
+	ck_assert_int_eq(posix_fadvise(file, 1 << 20, 1 << 20,
+				       POSIX_FADV_DONTNEED),
+			 0);
+	close(file);
+	fd = connect_ok();
+	get_ok(fd, "GET /cold.bin\n", "cold.bin", 0, size, size);
+	file = open(path, O_RDONLY);
+	ck_assert_int_ge(file, 0);
+	ck_assert_int_eq(posix_fadvise(file, 0, 0, POSIX_FADV_DONTNEED), 0);
+	close(file);
+	get_ok(fd, "GET /cold.bin 3000000\n", "cold.bin", 3000000,
+	       size - 3000000, size);
+	close(fd);
+	unlink(path);
+}
+END_TEST
+
 START_TEST(get_ranges)
 {
 	int fd = connect_ok();
@@ -1329,6 +1365,7 @@ static const struct fixture_test daemon_tests[] = {
 	{ "raw_half_close", &raw_half_close, 30 },
 	{ "get_full", &get_full, 30 },
 	{ "get_big", &get_big, 120 },
+	{ "get_evicted", &get_evicted, 60 },
 	{ "get_ranges", &get_ranges, 30 },
 	{ "get_pipelined", &get_pipelined, 60 },
 	{ "list_root", &list_root, 30 },

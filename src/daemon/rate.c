@@ -6,18 +6,18 @@
 #define KIB ((uint64_t)1024)
 #define NS_PER_S 1000000000ULL
 #define NS_PER_MS 1000000ULL
-/* A bucket holds at least this much, and otherwise 1/20 s of its rate. */
+/* A bucket holds at least this much, and otherwise 1/10 s of its rate. */
 #define FERRY_RATE_DEPTH_MIN (64 * KIB)
-#define FERRY_RATE_DEPTH_DIV 20
+#define FERRY_RATE_DEPTH_DIV 10
 /* A transfer waits for at least this much, and otherwise 1/50 s of its
  * rate, before it sends again. */
 #define FERRY_RATE_QUANTUM_MIN (4 * KIB)
 #define FERRY_RATE_QUANTUM_DIV 50
 /* Once short, a transfer sleeps until it has this many quanta, up to the
- * depth (from about 1.3 MiB/s on, the full bucket: 50 ms of its rate): every
+ * depth (from about 1.3 MiB/s on, the full bucket: 100 ms of its rate): every
  * wakeup of an idle loop and pool costs CPU, so fewer, larger sends (and a
  * buffered transfer reads several buffers per wakeup). */
-#define FERRY_RATE_WAKE_QUANTA 3
+#define FERRY_RATE_WAKE_QUANTA 5
 
 /* The worker's bucket. last_ns is 0 until the first transfer uses it. */
 struct rate_shared {

@@ -9,7 +9,7 @@
  * (conn_wait_tokens in conn.h).
  *
  * The buckets. A bucket fills at its rate up to a depth of max(64 KiB,
- * rate / 20), so no transfer bursts more than 50 ms worth above its rate.
+ * rate / 10), so no transfer bursts more than 100 ms worth above its rate.
  * A transfer may send min(its own tokens, the shared tokens). Fairness under
  * rate_total: the shared bucket's members (the transfers in flight that
  * joined it) each fill their own bucket at rate_total / members (or their
@@ -17,7 +17,7 @@
  * rate_total whatever their timers do; the shared bucket still bounds the
  * sum while the member count changes. A transfer waits until it has a
  * quantum of tokens, max(4 KiB, rate / 50) (20 ms worth), capped by the
- * depth; once short, it sleeps until it has three, or the depth (50 ms
+ * depth; once short, it sleeps until it has five, or the depth (100 ms
  * worth at most), so a throttled transfer makes few, large sends.
  *
  * Ownership. struct rate_shared is the server's: rate_shared_new in

@@ -131,10 +131,10 @@ static double least_s(uint64_t length, uint64_t rate_bps, uint64_t burst)
 	return (double)(length - burst) / (double)rate_bps - 0.02;
 }
 
-/* The depth of a bucket at RATE_BPS (rate.c): max(64 KiB, rate / 20). */
+/* The depth of a bucket at RATE_BPS (rate.c): max(64 KiB, rate / 10). */
 static uint64_t burst_of(uint64_t rate_bps)
 {
-	return rate_bps / 20 > 64 * 1024 ? rate_bps / 20 : 64 * 1024;
+	return rate_bps / 10 > 64 * 1024 ? rate_bps / 10 : 64 * 1024;
 }
 
 /* Waits for the transfer log line of a big.bin fetch holding NEEDLE. */

@@ -142,6 +142,9 @@ static const struct key keys[] = {
 	{ .name = "limits.shutdown_timeout", .type = KEY_MS,
 	  FIELD(shutdown_timeout_ms), .min = 0, .max = HOUR_MS,
 	  .def = 10 * SECOND_MS },
+	/* Before a SIGTERM's shutdown: serving on, PING answered 503. */
+	{ .name = "limits.drain", .type = KEY_MS, FIELD(drain_ms), .min = 0,
+	  .max = HOUR_MS, .def = 0 },
 	/* Bytes per second; 0 is no limit. */
 	{ .name = "limits.rate", .type = KEY_BYTES, FIELD(rate_bps), .min = 0,
 	  .max = 64 * GIB, .def = 0 },

@@ -43,6 +43,7 @@ struct config {
 	uint64_t idle_timeout_ms;
 	uint64_t send_timeout_ms;
 	uint64_t shutdown_timeout_ms;
+	uint64_t drain_ms;       /* limits.drain: PING says 503 this long */
 	uint64_t rate_bps;       /* limits.rate, per transfer; 0: none */
 	uint64_t rate_total_bps; /* limits.rate_total, per worker; 0: none */
 	char *transfer_log; /* a path, or "-" for stderr */

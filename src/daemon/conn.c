@@ -239,6 +239,12 @@ static void log_refusal(struct conn *c, int status, const char *error)
 
 void conn_reply_error(struct conn *c, int code, const char *error)
 {
+	conn_reply_error_reason(c, code, error, NULL);
+}
+
+void conn_reply_error_reason(struct conn *c, int code, const char *error,
+			     const char *reason)
+{
 	uv_buf_t b;
 	int len;
 	int rc;
@@ -250,7 +256,7 @@ void conn_reply_error(struct conn *c, int code, const char *error)
 	if (proto_error_closes(code) ||
 	    (c->xfer != NULL && transfer_is_raw(c->xfer)))
 		c->close_after = true;
-	len = proto_format_err(c->errline, sizeof c->errline, code, NULL);
+	len = proto_format_err(c->errline, sizeof c->errline, code, reason);
 	b = uv_buf_init(c->errline, (unsigned)len);
 	c->ereq.data = c;
 	rc = uv_write(&c->ereq, (uv_stream_t *)&c->tcp, &b, 1, error_write_cb);
@@ -474,6 +480,7 @@ static void process(struct conn *c)
 	settings.root = server_root(c->srv);
 	settings.budget = server_budget(c->srv);
 	settings.rate_bps = cfg->rate_bps;
+	settings.draining = server_draining(c->srv);
 	settings.rate_shared = cfg->rate_total_bps > 0 ?
 				       server_rate_shared(c->srv) : NULL;
 	t = transfer_new(c, c->in, line_len, &settings, &status);

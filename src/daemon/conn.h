@@ -114,6 +114,11 @@ int conn_wait_tokens(struct conn *c, uint64_t delay_ms,
  * to the next request or closes, as the protocol says for CODE. */
 void conn_reply_error(struct conn *c, int code, const char *error);
 
+/* The same with REASON on the wire instead of the code's usual text
+ * ("ERR 503 draining"). */
+void conn_reply_error_reason(struct conn *c, int code, const char *error,
+			     const char *reason);
+
 /* The current transfer has ended (logged by the caller): go on with the next
  * request, or close when the request or the server says so. */
 void conn_request_done(struct conn *c, bool close_now);

@@ -50,6 +50,8 @@ struct server {
 	struct rate_shared *rate; /* limits.rate_total's bucket: owned */
 	uv_timer_t deadline;     /* shutdown: then in-flight transfers are cut */
 	bool deadline_open;
+	uv_timer_t drain;        /* limits.drain: then the shutdown begins */
+	bool draining;
 	void (*on_stopped)(struct server *srv); /* every connection is gone */
 };
 
@@ -457,6 +459,11 @@ bool server_stopping(const struct server *srv)
 	return srv->stopping;
 }
 
+bool server_draining(const struct server *srv)
+{
+	return srv->draining;
+}
+
 struct budget *server_budget(struct server *srv)
 {
 	return srv->budget;
@@ -520,6 +527,10 @@ void server_shutdown(struct server *srv, void (*on_stopped)(struct server *))
 
 	if (srv->stopping)
 		return;
+	if (srv->draining) {
+		uv_close((uv_handle_t *)&srv->drain, NULL);
+		srv->draining = false;
+	}
 	srv->stopping = true;
 	srv->on_stopped = on_stopped;
 	close_listeners(srv);
@@ -537,6 +548,36 @@ void server_shutdown(struct server *srv, void (*on_stopped)(struct server *))
 	uv_timer_start(&srv->deadline, deadline_cb, srv->cfg->shutdown_timeout_ms,
 		       0);
 	maybe_stopped(srv);
+}
+
+static void drain_done_cb(uv_timer_t *timer)
+{
+	struct server *srv = timer->data;
+
+	log_info("drain over after %llu ms",
+		 (unsigned long long)srv->cfg->drain_ms);
+	server_shutdown(srv, srv->on_stopped);
+}
+
+void server_drain(struct server *srv, void (*on_stopped)(struct server *))
+{
+	uint64_t drain_ms = srv->cfg->drain_ms;
+
+	if (srv->stopping)
+		return;
+	if (srv->draining || drain_ms == 0) {
+		if (srv->draining)
+			log_info("draining cut short");
+		server_shutdown(srv, on_stopped);
+		return;
+	}
+	srv->draining = true;
+	srv->on_stopped = on_stopped;
+	uv_timer_init(srv->loop, &srv->drain);
+	srv->drain.data = srv;
+	uv_timer_start(&srv->drain, drain_done_cb, drain_ms, 0);
+	log_info("draining for %llu ms: PING answers 503, the rest is served",
+		 (unsigned long long)drain_ms);
 }
 
 void server_free(struct server *srv)

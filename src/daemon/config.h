@@ -4,6 +4,7 @@
 #ifndef FERRY_CONFIG_H
 #define FERRY_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -27,6 +28,7 @@ struct listen_addr {
 	struct sockaddr_storage addr; /* port in network order inside */
 	socklen_t addr_len;
 	char text[64]; /* as written in the config, for messages */
+	bool proxy_protocol; /* each connection starts with a PROXY header */
 };
 
 struct config {

@@ -41,10 +41,13 @@ struct transfer;
 /* Takes the accepted socket FD from PEER into a new connection of SRV on
  * LOOP, links it at the head of *LIST (it unlinks itself before it is
  * freed, then calls server_conn_closed) and starts serving it: reads the
- * peer address, applies the limits, arms the timer. 0, or -ENOMEM with
+ * peer address, applies the limits, arms the timer. With PROXY (the
+ * listener's proxy_protocol) the connection must start with a PROXY
+ * header (proxy.h), read within request_timeout; its address becomes the
+ * peer, and limits.per_client is applied to it then. 0, or -ENOMEM with
  * nothing made and FD still the caller's. */
 int conn_new(struct server *srv, uv_loop_t *loop, struct conn **list, int fd,
-	     const struct sockaddr_storage *peer);
+	     const struct sockaddr_storage *peer, bool proxy);
 
 /* The connection after C in its list, or NULL. */
 struct conn *conn_next(const struct conn *c);

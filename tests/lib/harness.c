@@ -725,7 +725,8 @@ static off_t file_size(const char *path)
 	return stat(path, &st) == 0 ? st.st_size : 0;
 }
 
-/* Finds "listening on 127.0.0.1:PORT\n" in TEXT. 0 when not there yet. */
+/* Finds "listening on 127.0.0.1:PORT\n" (or with " (PROXY protocol)"
+ * after PORT) in TEXT. 0 when not there yet. */
 static int find_port(const char *text)
 {
 	static const char needle[] = "listening on 127.0.0.1:";
@@ -737,7 +738,8 @@ static int find_port(const char *text)
 		return 0;
 	p += sizeof(needle) - 1;
 	port = strtol(p, &end, 10);
-	if (end == p || *end != '\n' || port <= 0 || port > 65535)
+	if (end == p || (*end != '\n' && *end != ' ') || port <= 0 ||
+	    port > 65535)
 		return 0;
 	return (int)port;
 }

@@ -760,7 +760,13 @@ static int probe(struct h_daemon *d, char *msg, size_t cap)
 		snprintf(msg, cap, "probe: connect: %s", h_strerror(fd));
 		return fd;
 	}
-	rc = h_send_str(fd, "LIST /sub/deeper\n", 2000);
+	/* A listener with proxy_protocol takes nothing before a header;
+	 * UNKNOWN keeps the socket's own address. */
+	rc = 0;
+	if (h_count_lines(d->config, "proxy_protocol: true") > 0)
+		rc = h_send_str(fd, "PROXY UNKNOWN\r\n", 2000);
+	if (rc == 0)
+		rc = h_send_str(fd, "LIST /sub/deeper\n", 2000);
 	if (rc == 0)
 		rc = (int)h_recv_line(fd, line, sizeof(line), 5000);
 	if (rc <= 0 || strcmp(line, "OK 0") != 0) {

@@ -221,6 +221,10 @@ int proto_parse_line(const char *line, size_t len, struct proto_request *req)
 		req->kind = PROTO_LIST;
 		return parse_one_path(line + 5, len - 5, req);
 	}
+	if (len == 4 && memcmp(line, "PING", 4) == 0) {
+		req->kind = PROTO_PING;
+		return 0;
+	}
 	if (len >= 4 && memcmp(line, "SUM ", 4) == 0) {
 		req->kind = PROTO_SUM;
 		return parse_one_path(line + 4, len - 4, req);

@@ -25,6 +25,7 @@ enum proto_kind {
 	PROTO_GET,  /* GET PATH [OFFSET [LENGTH]] */
 	PROTO_LIST, /* LIST [DIR] */
 	PROTO_SUM,  /* SUM PATH: the file's SHA-256, no body */
+	PROTO_PING, /* PING: "OK" while serving, for health checks */
 };
 
 struct proto_request {

@@ -142,6 +142,9 @@ static const struct key keys[] = {
 	{ .name = "limits.shutdown_timeout", .type = KEY_MS,
 	  FIELD(shutdown_timeout_ms), .min = 0, .max = HOUR_MS,
 	  .def = 10 * SECOND_MS },
+	/* Before a SIGTERM's shutdown: serving on, PING answered 503. */
+	{ .name = "limits.drain", .type = KEY_MS, FIELD(drain_ms), .min = 0,
+	  .max = HOUR_MS, .def = 0 },
 	/* Bytes per second; 0 is no limit. */
 	{ .name = "limits.rate", .type = KEY_BYTES, FIELD(rate_bps), .min = 0,
 	  .max = 64 * GIB, .def = 0 },
@@ -570,14 +573,85 @@ static const char *scalar_text(struct loader *ld, const char *name,
 	return text;
 }
 
+/* "true" or "false" (YAML 1.2's booleans) into *VALUE; 0 or -EINVAL. */
+static int parse_bool(const char *text, bool *value)
+{
+	if (strcmp(text, "true") == 0) {
+		*value = true;
+		return 0;
+	}
+	if (strcmp(text, "false") == 0) {
+		*value = false;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* A listen entry's mapping, {address: HOST:PORT, proxy_protocol: BOOL}:
+ * the node of its address, or NULL after reporting what is wrong. */
+static const yaml_node_t *listen_mapping(struct loader *ld,
+					 const yaml_node_t *map, bool *proxy)
+{
+	const yaml_node_t *address = NULL, *key, *value;
+	const yaml_node_pair_t *pair;
+	char shown[SHOWN_MAX + 4];
+	const char *name, *text;
+	bool ok = true;
+
+	*proxy = false;
+	for (pair = map->data.mapping.pairs.start;
+	     pair < map->data.mapping.pairs.top; pair++) {
+		key = yaml_document_get_node(ld->doc, pair->key);
+		value = yaml_document_get_node(ld->doc, pair->value);
+		if (key->type != YAML_SCALAR_NODE) {
+			report(ld, key->start_mark,
+			       "listen: expected a key name, got %s", kind(key));
+			ok = false;
+			continue;
+		}
+		name = (const char *)key->data.scalar.value;
+		if (strcmp(name, "address") == 0) {
+			address = value;
+			continue;
+		}
+		if (strcmp(name, "proxy_protocol") != 0) {
+			report(ld, key->start_mark,
+			       "listen: unknown key \"%s\" (expected address "
+			       "or proxy_protocol)", printable(name, shown));
+			ok = false;
+			continue;
+		}
+		text = scalar_text(ld, "listen.proxy_protocol", value);
+		if (!text) {
+			ok = false;
+		} else if (parse_bool(text, proxy) < 0) {
+			report(ld, value->start_mark,
+			       "listen.proxy_protocol: expected true or false, "
+			       "got \"%s\"", printable(text, shown));
+			ok = false;
+		}
+	}
+	if (!address) {
+		report(ld, map->start_mark, "listen: the mapping has no address");
+		return NULL;
+	}
+	return ok ? address : NULL;
+}
+
 static void add_listen(struct loader *ld, const yaml_node_t *node)
 {
 	struct config *cfg = ld->cfg;
 	struct listen_addr la;
 	char shown[SHOWN_MAX + 4];
 	const char *text, *why;
+	bool proxy = false;
 	size_t i;
 
+	if (node->type == YAML_MAPPING_NODE) {
+		node = listen_mapping(ld, node, &proxy);
+		if (!node)
+			return;
+	}
 	text = scalar_text(ld, "listen", node);
 	if (!text)
 		return;
@@ -586,6 +660,7 @@ static void add_listen(struct loader *ld, const yaml_node_t *node)
 		       printable(text, shown));
 		return;
 	}
+	la.proxy_protocol = proxy;
 	for (i = 0; i < cfg->listen_count; i++) {
 		if (cfg->listen[i].addr_len == la.addr_len &&
 		    memcmp(&cfg->listen[i].addr, &la.addr, la.addr_len) == 0) {
@@ -604,13 +679,14 @@ static void set_listen(struct loader *ld, const yaml_node_t *node)
 	const yaml_node_t *elem;
 
 	ld->cfg->listen_count = 0;
-	if (node->type == YAML_SCALAR_NODE) {
+	if (node->type == YAML_SCALAR_NODE || node->type == YAML_MAPPING_NODE) {
 		add_listen(ld, node);
 		return;
 	}
 	if (node->type != YAML_SEQUENCE_NODE) {
 		report(ld, node->start_mark,
-		       "listen: expected HOST:PORT or a sequence of them, got %s",
+		       "listen: expected HOST:PORT, a mapping or a sequence of "
+		       "them, got %s",
 		       kind(node));
 		return;
 	}

@@ -4,6 +4,7 @@
 #ifndef FERRY_CONFIG_H
 #define FERRY_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -27,6 +28,7 @@ struct listen_addr {
 	struct sockaddr_storage addr; /* port in network order inside */
 	socklen_t addr_len;
 	char text[64]; /* as written in the config, for messages */
+	bool proxy_protocol; /* each connection starts with a PROXY header */
 };
 
 struct config {
@@ -43,6 +45,7 @@ struct config {
 	uint64_t idle_timeout_ms;
 	uint64_t send_timeout_ms;
 	uint64_t shutdown_timeout_ms;
+	uint64_t drain_ms;       /* limits.drain: PING says 503 this long */
 	uint64_t rate_bps;       /* limits.rate, per transfer; 0: none */
 	uint64_t rate_total_bps; /* limits.rate_total, per worker; 0: none */
 	char *transfer_log; /* a path, or "-" for stderr */

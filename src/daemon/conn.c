@@ -15,6 +15,7 @@
 #include "daemon/clients.h"
 #include "common/log.h"
 #include "common/protocol.h"
+#include "daemon/proxy.h"
 #include "daemon/server.h"
 #include "daemon/transfer.h"
 #include "daemon/translog.h"
@@ -49,7 +50,9 @@ struct conn {
 	unsigned requests;       /* answered so far */
 	uint64_t progress_ms;    /* loop time bytes last moved */
 
-	bool admitted;           /* counted in the server's limits / clients */
+	bool admitted;           /* counted in the server's limits */
+	bool client_counted;     /* counted in limits.per_client (clients.c) */
+	bool awaiting_proxy;     /* the PROXY header has not been read yet */
 	bool reading;
 	bool read_eof;           /* the client shut down its sending side */
 	bool poll_init;
@@ -67,6 +70,7 @@ struct conn {
 static void process(struct conn *c);
 static void start_reading(struct conn *c);
 static void conn_start(struct conn *c);
+static bool take_proxy_header(struct conn *c);
 
 void conn_format_addr(const struct sockaddr *sa, char *out, size_t cap)
 {
@@ -96,7 +100,7 @@ static void close_cb(uv_handle_t *handle)
 	transfer_free(c->xfer);
 	c->xfer = NULL;
 	free(c->in);
-	if (c->admitted)
+	if (c->client_counted)
 		clients_release(server_clients(c->srv),
 				(struct sockaddr *)&c->peer);
 	if (c->prev != NULL)
@@ -239,6 +243,12 @@ static void log_refusal(struct conn *c, int status, const char *error)
 
 void conn_reply_error(struct conn *c, int code, const char *error)
 {
+	conn_reply_error_reason(c, code, error, NULL);
+}
+
+void conn_reply_error_reason(struct conn *c, int code, const char *error,
+			     const char *reason)
+{
 	uv_buf_t b;
 	int len;
 	int rc;
@@ -250,7 +260,7 @@ void conn_reply_error(struct conn *c, int code, const char *error)
 	if (proto_error_closes(code) ||
 	    (c->xfer != NULL && transfer_is_raw(c->xfer)))
 		c->close_after = true;
-	len = proto_format_err(c->errline, sizeof c->errline, code, NULL);
+	len = proto_format_err(c->errline, sizeof c->errline, code, reason);
 	b = uv_buf_init(c->errline, (unsigned)len);
 	c->ereq.data = c;
 	rc = uv_write(&c->ereq, (uv_stream_t *)&c->tcp, &b, 1, error_write_cb);
@@ -402,6 +412,80 @@ static void read_first(struct conn *c)
 	}
 }
 
+/* Refuses a client over a limit: the ERR line, then a graceful close. */
+static void refuse(struct conn *c, int code, const char *error)
+{
+	c->close_after = true;
+	conn_reply_error(c, code, error);
+}
+
+/* Applies limits.per_client to the peer (the socket's, or the PROXY
+ * header's). False when the client was refused. */
+static bool admit_client(struct conn *c)
+{
+	int rc = clients_acquire(server_clients(c->srv),
+				 (struct sockaddr *)&c->peer,
+				 server_config(c->srv)->max_per_client);
+
+	if (rc < 0) {
+		log_debug("%s: refused, at limits.per_client", c->peer_text);
+		refuse(c, rc == -1 ? 429 : 503,
+		       rc == -1 ? "per-client-limit" : "out-of-memory");
+		return false;
+	}
+	c->client_counted = true;
+	return true;
+}
+
+/* On a proxy_protocol listener: takes the PROXY header from the start of
+ * c->in, makes its address the peer and applies limits.per_client to it.
+ * What follows the header in c->in is the first request line. False while
+ * the header is incomplete (reading goes on, within the request timeout
+ * armed at the start) and when the connection was refused. */
+static bool take_proxy_header(struct conn *c)
+{
+	struct proxy_header hdr;
+	char from[sizeof c->peer_text];
+	ssize_t n = proxy_parse(c->in, c->in_len, &hdr);
+
+	if (n == 0 && !c->read_eof) {
+		if (c->in_len == 0) {
+			free(c->in);
+			c->in = NULL;
+		}
+		start_reading(c);
+		return false;
+	}
+	if (n == 0 && c->in_len == 0) {
+		/* Connected and closed, as a port probe does: nothing to say. */
+		close_gracefully(c);
+		return false;
+	}
+	if (c->reading) {
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		c->reading = false;
+	}
+	if (n <= 0) {
+		log_info("%s: refused, no valid PROXY header (%zu bytes)",
+			 c->peer_text, c->in_len);
+		uv_timer_stop(&c->timer);
+		c->in_len = 0;
+		refuse(c, 400, "bad-proxy-header");
+		return false;
+	}
+	c->awaiting_proxy = false;
+	c->in_len -= (size_t)n;
+	memmove(c->in, c->in + n, c->in_len);
+	if (!hdr.local) {
+		memcpy(from, c->peer_text, sizeof from);
+		memcpy(&c->peer, &hdr.src, hdr.src_len);
+		conn_format_addr((struct sockaddr *)&c->peer, c->peer_text,
+				 sizeof c->peer_text);
+		log_debug("%s: via the proxy %s", c->peer_text, from);
+	}
+	return admit_client(c);
+}
+
 /* Answers the next complete request line, or waits for one. Called whenever
  * no request is being answered. */
 static void process(struct conn *c)
@@ -421,6 +505,8 @@ static void process(struct conn *c)
 		close_gracefully(c);
 		return;
 	}
+	if (c->awaiting_proxy && !take_proxy_header(c))
+		return;
 	if (c->in_len == 0) {
 		free(c->in);
 		c->in = NULL;
@@ -474,6 +560,7 @@ static void process(struct conn *c)
 	settings.root = server_root(c->srv);
 	settings.budget = server_budget(c->srv);
 	settings.rate_bps = cfg->rate_bps;
+	settings.draining = server_draining(c->srv);
 	settings.rate_shared = cfg->rate_total_bps > 0 ?
 				       server_rate_shared(c->srv) : NULL;
 	t = transfer_new(c, c->in, line_len, &settings, &status);
@@ -530,12 +617,6 @@ void conn_drain(struct conn *c)
 		conn_close(c);
 }
 
-/* Refuses a client over a limit: the ERR line, then a graceful close. */
-static void refuse(struct conn *c, int code, const char *error)
-{
-	c->close_after = true;
-	conn_reply_error(c, code, error);
-}
 
 /* Starts serving an accepted connection (its tcp handle is initialised and
  * open): reads the peer address, applies the limits, arms the timer. */
@@ -543,7 +624,6 @@ static void conn_start(struct conn *c)
 {
 	struct server *srv = c->srv;
 	const struct config *cfg = server_config(srv);
-	int rc;
 
 	c->tcp.data = c;
 	c->timer.data = c;
@@ -567,16 +647,11 @@ static void conn_start(struct conn *c)
 		refuse(c, 503, "connection-limit");
 		return;
 	}
-	rc = clients_acquire(server_clients(srv), (struct sockaddr *)&c->peer,
-			     cfg->max_per_client);
-	if (rc < 0) {
-		log_debug("%s: refused, at limits.per_client", c->peer_text);
-		refuse(c, rc == -1 ? 429 : 503,
-		       rc == -1 ? "per-client-limit" : "out-of-memory");
-		return;
-	}
 	c->admitted = true;
 	server_conn_admitted(srv);
+	/* Behind a proxy the client is known only from the header. */
+	if (!c->awaiting_proxy && !admit_client(c))
+		return;
 	uv_timer_start(&c->timer, request_timeout_cb,
 		       cfg->request_timeout_ms, 0);
 	read_first(c);
@@ -585,7 +660,7 @@ static void conn_start(struct conn *c)
 /* ---- for server.c ---- */
 
 int conn_new(struct server *srv, uv_loop_t *loop, struct conn **list, int fd,
-	     const struct sockaddr_storage *peer)
+	     const struct sockaddr_storage *peer, bool proxy)
 {
 	struct conn *c = calloc(1, sizeof *c);
 
@@ -593,6 +668,7 @@ int conn_new(struct server *srv, uv_loop_t *loop, struct conn **list, int fd,
 		return -ENOMEM;
 	c->srv = srv;
 	c->peer = *peer;
+	c->awaiting_proxy = proxy;
 	uv_tcp_init(loop, &c->tcp);
 	uv_timer_init(loop, &c->timer);
 	c->tcp.data = c;

@@ -41,10 +41,13 @@ struct transfer;
 /* Takes the accepted socket FD from PEER into a new connection of SRV on
  * LOOP, links it at the head of *LIST (it unlinks itself before it is
  * freed, then calls server_conn_closed) and starts serving it: reads the
- * peer address, applies the limits, arms the timer. 0, or -ENOMEM with
+ * peer address, applies the limits, arms the timer. With PROXY (the
+ * listener's proxy_protocol) the connection must start with a PROXY
+ * header (proxy.h), read within request_timeout; its address becomes the
+ * peer, and limits.per_client is applied to it then. 0, or -ENOMEM with
  * nothing made and FD still the caller's. */
 int conn_new(struct server *srv, uv_loop_t *loop, struct conn **list, int fd,
-	     const struct sockaddr_storage *peer);
+	     const struct sockaddr_storage *peer, bool proxy);
 
 /* The connection after C in its list, or NULL. */
 struct conn *conn_next(const struct conn *c);
@@ -113,6 +116,11 @@ int conn_wait_tokens(struct conn *c, uint64_t delay_ms,
 /* Answers the current request with "ERR CODE REASON", logs it, and goes on
  * to the next request or closes, as the protocol says for CODE. */
 void conn_reply_error(struct conn *c, int code, const char *error);
+
+/* The same with REASON on the wire instead of the code's usual text
+ * ("ERR 503 draining"). */
+void conn_reply_error_reason(struct conn *c, int code, const char *error,
+			     const char *reason);
 
 /* The current transfer has ended (logged by the caller): go on with the next
  * request, or close when the request or the server says so. */

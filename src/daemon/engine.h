@@ -48,6 +48,7 @@ struct transfer {
 	struct budget *budget;
 	uint64_t start_ns;
 	bool logged;
+	bool draining;              /* PING: the server drains (settings) */
 
 	/* Bandwidth limits (rate.h), taken when the request came. When
 	 * throttled is false nothing below is used: the unlimited path is

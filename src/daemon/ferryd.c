@@ -26,6 +26,10 @@
 
 #define FERRY_DEFAULT_CONFIG SYSCONFDIR "/ferryd/ferryd.yaml"
 
+/* TimeoutStopSec in systemd/ferryd.service.in: systemd kills ferryd when
+ * a stop takes longer. */
+#define FERRY_STOP_TIMEOUT_MS 30000
+
 static struct server *server;
 static uv_signal_t sig_term, sig_int, sig_hup;
 
@@ -94,7 +98,12 @@ static void signal_cb(uv_signal_t *handle, int signum)
 	}
 	log_info("%s received", signum == SIGTERM ? "SIGTERM" : "SIGINT");
 	service_notify("STOPPING=1");
-	server_shutdown(server, stopped_cb);
+	/* SIGTERM drains first (limits.drain); SIGINT, or a second signal
+	 * while draining, stops at once. */
+	if (signum == SIGTERM)
+		server_drain(server, stopped_cb);
+	else
+		server_shutdown(server, stopped_cb);
 }
 
 /* Raises the soft fd limit to the hard one, and warns when even that is
@@ -232,6 +241,13 @@ int main(int argc, char **argv)
 	cfg = load_config(path, false);
 	if (cfg == NULL)
 		return 1;
+	if (cfg->drain_ms + cfg->shutdown_timeout_ms > FERRY_STOP_TIMEOUT_MS)
+		log_warn("limits.drain + limits.shutdown_timeout is %llu ms, "
+			 "more than the %d ms systemd's ferryd.service waits "
+			 "for a stop (TimeoutStopSec)",
+			 (unsigned long long)(cfg->drain_ms +
+					      cfg->shutdown_timeout_ms),
+			 FERRY_STOP_TIMEOUT_MS);
 	if (test_only) {
 		printf("configuration OK\n");
 		config_free(cfg);

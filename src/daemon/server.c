@@ -28,6 +28,7 @@ struct listener {
 	int fd;
 	struct server *srv;
 	char name[64]; /* "127.0.0.1:7070", with the bound port */
+	bool proxy;    /* connections start with a PROXY header */
 };
 
 struct server {
@@ -50,6 +51,8 @@ struct server {
 	struct rate_shared *rate; /* limits.rate_total's bucket: owned */
 	uv_timer_t deadline;     /* shutdown: then in-flight transfers are cut */
 	bool deadline_open;
+	uv_timer_t drain;        /* limits.drain: then the shutdown begins */
+	bool draining;
 	void (*on_stopped)(struct server *srv); /* every connection is gone */
 };
 
@@ -66,11 +69,11 @@ static void resume_timer_cb(uv_timer_t *timer)
 
 /* Takes one accepted socket FD into a new connection. */
 static void admit(struct server *srv, int fd,
-		  const struct sockaddr_storage *peer)
+		  const struct sockaddr_storage *peer, bool proxy)
 {
 	/* The socket counts from now on; server_conn_closed releases it. */
 	budget_take(srv->budget, 1);
-	if (conn_new(srv, srv->loop, &srv->conns, fd, peer) < 0) {
+	if (conn_new(srv, srv->loop, &srv->conns, fd, peer, proxy) < 0) {
 		budget_put(srv->budget, 1);
 		log_error("accept: out of memory");
 		close(fd);
@@ -119,7 +122,7 @@ static void accept_cb(uv_poll_t *handle, int status, int events)
 			log_warn("accept on %s: %s", l->name, strerror(errno));
 			return;
 		}
-		admit(srv, fd, &peer);
+		admit(srv, fd, &peer, l->proxy);
 	}
 }
 
@@ -192,7 +195,8 @@ static void close_listeners(struct server *srv)
 /* Serves a listening socket: ours, a worker parent's or systemd's. Its
  * name (with the real port when the config said 0) goes into L->name.
  * 0 or a UV_E* code; FD is the listener's to close from then on. */
-static int listen_fd(struct server *srv, struct listener *l, int fd)
+static int listen_fd(struct server *srv, struct listener *l, int fd,
+		     bool proxy)
 {
 	struct sockaddr_storage bound;
 	socklen_t len = sizeof bound;
@@ -200,6 +204,7 @@ static int listen_fd(struct server *srv, struct listener *l, int fd)
 
 	l->srv = srv;
 	l->fd = fd;
+	l->proxy = proxy;
 	rc = uv_poll_init_socket(srv->loop, &l->poll, fd);
 	if (rc < 0) {
 		close(fd);
@@ -254,12 +259,62 @@ static int listen_one(struct server *srv, struct listener *l,
 	int fd = server_listen_socket((const struct sockaddr *)&addr->addr,
 				      addr->addr_len, false);
 
-	return fd < 0 ? fd : listen_fd(srv, l, fd);
+	return fd < 0 ? fd : listen_fd(srv, l, fd, addr->proxy_protocol);
+}
+
+/* Whether the socket bound to BOUND is the listen entry A: the same
+ * address and port, or with ZERO_ANY any port when A's is 0 (the kernel
+ * chose it). */
+static bool is_entry(const struct listen_addr *a,
+		     const struct sockaddr_storage *bound, bool zero_any)
+{
+	if (a->addr.ss_family != bound->ss_family)
+		return false;
+	if (bound->ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)&a->addr;
+		const struct sockaddr_in *y = (const void *)bound;
+
+		return x->sin_addr.s_addr == y->sin_addr.s_addr &&
+		       (x->sin_port == y->sin_port ||
+			(zero_any && x->sin_port == 0));
+	}
+	if (bound->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *x = (const void *)&a->addr;
+		const struct sockaddr_in6 *y = (const void *)bound;
+
+		return memcmp(&x->sin6_addr, &y->sin6_addr,
+			      sizeof x->sin6_addr) == 0 &&
+		       (x->sin6_port == y->sin6_port ||
+			(zero_any && x->sin6_port == 0));
+	}
+	return false;
+}
+
+/* Whether the socket FD that came bound (from a workers parent, the INDEX-th,
+ * or from systemd) serves the PROXY protocol: as the listen entry of its
+ * address says. The parent binds the entries in order, so entry INDEX is
+ * tried first (its port may have been 0); systemd's sockets are matched by
+ * address and port, and one no entry names takes none. */
+static bool socket_proxy(const struct config *cfg, int fd, size_t index)
+{
+	struct sockaddr_storage bound;
+	socklen_t len = sizeof bound;
+	size_t i;
+
+	if (getsockname(fd, (struct sockaddr *)&bound, &len) < 0)
+		return false;
+	if (index < cfg->listen_count &&
+	    is_entry(&cfg->listen[index], &bound, true))
+		return cfg->listen[index].proxy_protocol;
+	for (i = 0; i < cfg->listen_count; i++)
+		if (is_entry(&cfg->listen[i], &bound, false))
+			return cfg->listen[i].proxy_protocol;
+	return false;
 }
 
 /* Uses the sockets systemd passed, if any: 0 when there were none, the
  * number taken, or a negative errno. */
-static int listen_activated(struct server *srv)
+static int listen_activated(struct server *srv, const struct config *cfg)
 {
 	int n = service_listen_fds();
 	int i, rc;
@@ -279,7 +334,8 @@ static int listen_activated(struct server *srv)
 				  "TCP socket", fd);
 			return -EINVAL;
 		}
-		rc = listen_fd(srv, &srv->listeners[i], fd);
+		rc = listen_fd(srv, &srv->listeners[i], fd,
+			       socket_proxy(cfg, fd, FERRY_MAX_LISTEN));
 		if (rc < 0) {
 			log_error("cannot listen on socket %d from systemd: %s",
 				  fd, uv_strerror(rc));
@@ -342,14 +398,15 @@ int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg,
 		goto fail;
 	}
 	for (i = 0; i < fd_count; i++) {
-		rc = listen_fd(srv, &srv->listeners[i], fds[i]);
+		rc = listen_fd(srv, &srv->listeners[i], fds[i],
+			       socket_proxy(cfg, fds[i], i));
 		if (rc < 0) {
 			log_error("cannot listen on socket %d: %s", fds[i],
 				  uv_strerror(rc));
 			goto fail;
 		}
 	}
-	rc = fd_count > 0 ? (int)fd_count : listen_activated(srv);
+	rc = fd_count > 0 ? (int)fd_count : listen_activated(srv, cfg);
 	if (rc < 0)
 		goto fail;
 	for (i = 0; rc == 0 && i < cfg->listen_count; i++) {
@@ -366,7 +423,8 @@ int server_start(struct server *srv, uv_loop_t *loop, struct config *cfg,
 	uv_unref((uv_handle_t *)&srv->log_timer);
 	log_flush_apply(srv, cfg->log_flush_ms);
 	for (i = 0; i < srv->listener_count; i++)
-		log_info("listening on %s", srv->listeners[i].name);
+		log_info("listening on %s%s", srv->listeners[i].name,
+			 srv->listeners[i].proxy ? " (PROXY protocol)" : "");
 	return 0;
 
 fail:
@@ -457,6 +515,11 @@ bool server_stopping(const struct server *srv)
 	return srv->stopping;
 }
 
+bool server_draining(const struct server *srv)
+{
+	return srv->draining;
+}
+
 struct budget *server_budget(struct server *srv)
 {
 	return srv->budget;
@@ -520,6 +583,10 @@ void server_shutdown(struct server *srv, void (*on_stopped)(struct server *))
 
 	if (srv->stopping)
 		return;
+	if (srv->draining) {
+		uv_close((uv_handle_t *)&srv->drain, NULL);
+		srv->draining = false;
+	}
 	srv->stopping = true;
 	srv->on_stopped = on_stopped;
 	close_listeners(srv);
@@ -537,6 +604,36 @@ void server_shutdown(struct server *srv, void (*on_stopped)(struct server *))
 	uv_timer_start(&srv->deadline, deadline_cb, srv->cfg->shutdown_timeout_ms,
 		       0);
 	maybe_stopped(srv);
+}
+
+static void drain_done_cb(uv_timer_t *timer)
+{
+	struct server *srv = timer->data;
+
+	log_info("drain over after %llu ms",
+		 (unsigned long long)srv->cfg->drain_ms);
+	server_shutdown(srv, srv->on_stopped);
+}
+
+void server_drain(struct server *srv, void (*on_stopped)(struct server *))
+{
+	uint64_t drain_ms = srv->cfg->drain_ms;
+
+	if (srv->stopping)
+		return;
+	if (srv->draining || drain_ms == 0) {
+		if (srv->draining)
+			log_info("draining cut short");
+		server_shutdown(srv, on_stopped);
+		return;
+	}
+	srv->draining = true;
+	srv->on_stopped = on_stopped;
+	uv_timer_init(srv->loop, &srv->drain);
+	srv->drain.data = srv;
+	uv_timer_start(&srv->drain, drain_done_cb, drain_ms, 0);
+	log_info("draining for %llu ms: PING answers 503, the rest is served",
+		 (unsigned long long)drain_ms);
 }
 
 void server_free(struct server *srv)

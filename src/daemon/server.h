@@ -55,6 +55,11 @@ int server_reload(struct server *srv, struct config *new_cfg);
  * ON_STOPPED once no connection is left. */
 void server_shutdown(struct server *srv, void (*on_stopped)(struct server *));
 
+/* SIGTERM: with limits.drain > 0, drains first for that long (everything is
+ * served, but PING answers ERR 503 draining), then server_shutdown. Without
+ * a drain, or called again while draining, it is server_shutdown. */
+void server_drain(struct server *srv, void (*on_stopped)(struct server *));
+
 /* Frees SRV and what server_start made, once the loop has closed every
  * handle. */
 void server_free(struct server *srv);
@@ -68,6 +73,9 @@ const struct config *server_config(const struct server *srv);
 
 /* Whether a shutdown has begun: new requests are not answered. */
 bool server_stopping(const struct server *srv);
+
+/* Whether the server drains before a shutdown (server_drain). */
+bool server_draining(const struct server *srv);
 
 /* The descriptor budget, the root in force, the per-client table and the
  * shared bucket of limits.rate_total (rate.h), which the server owns. */

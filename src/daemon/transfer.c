@@ -35,6 +35,8 @@ static const char *mode_name(const struct transfer *t)
 		return "list";
 	if (t->req.kind == PROTO_SUM)
 		return "sum";
+	if (t->req.kind == PROTO_PING)
+		return "ping";
 	return t->mode == FERRY_MODE_SENDFILE ? "sendfile" : "buffered";
 }
 
@@ -377,6 +379,7 @@ struct transfer *transfer_new(struct conn *c, const char *line, size_t len,
 	 * for a cached file) moves only the OK line; the loop then asks for
 	 * tokens (sendfile_progress). */
 	t->send_allow = t->throttled ? 0 : UINT64_MAX;
+	t->draining = s->draining;
 	*status = proto_parse_line(line, len, &t->req);
 	if (*status != 0) {
 		/* Logged with path "-". */
@@ -391,11 +394,29 @@ bool transfer_is_raw(const struct transfer *t)
 	return t->req.kind == PROTO_RAW;
 }
 
+/* PING: "OK" while serving; while the server drains before a shutdown,
+ * "ERR 503 draining", so a load balancer's health check takes it out of
+ * rotation while every other request is still answered. */
+static void ping_answer(struct transfer *t)
+{
+	if (t->draining) {
+		conn_reply_error_reason(t->conn, 503, "draining", "draining");
+		return;
+	}
+	memcpy(t->header, "OK\n", 3);
+	t->header_len = 3;
+	transfer_write_answer(t);
+}
+
 void transfer_begin(struct transfer *t)
 {
 	struct conn *c = t->conn;
 	int rc;
 
+	if (t->req.kind == PROTO_PING) {
+		ping_answer(t);
+		return;
+	}
 	rc = path_normalize(t->req.path, t->req.path_len, t->rel,
 			    sizeof t->rel);
 	if (rc < 0) {

@@ -46,6 +46,7 @@ struct transfer_settings {
 	struct rate_shared *rate_shared; /* the server's bucket for
 					  * limits.rate_total, or NULL when
 					  * it is 0 */
+	bool draining;            /* PING answers ERR 503 draining */
 };
 
 /* ---- for conn.c ---- */

@@ -179,7 +179,9 @@ int workers_run(struct config *cfg, unsigned count, workers_serve_fn serve,
 			if (!stopping)
 				service_notify("STOPPING=1");
 			stopping = true;
-			signal_all(w, count, SIGTERM);
+			/* As received: a worker drains on SIGTERM only, and a
+			 * second one cuts its drain short. */
+			signal_all(w, count, sig);
 		} else if (sig == SIGHUP) {
 			service_notify("RELOADING=1");
 			signal_all(w, count, SIGHUP);

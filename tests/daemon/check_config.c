@@ -118,6 +118,8 @@ static void check_defaults(const struct config *cfg)
 	ck_assert_uint_eq(cfg->idle_timeout_ms, 60000);
 	ck_assert_uint_eq(cfg->send_timeout_ms, 60000);
 	ck_assert_uint_eq(cfg->shutdown_timeout_ms, 10000);
+	ck_assert_uint_eq(cfg->drain_ms, 0);
+	ck_assert(!cfg->listen[0].proxy_protocol);
 	ck_assert_uint_eq(cfg->rate_bps, 0);
 	ck_assert_uint_eq(cfg->rate_total_bps, 0);
 	ck_assert_str_eq(cfg->transfer_log, "-");
@@ -558,16 +560,73 @@ START_TEST(test_listen_errors)
 		      "test.yaml:6:5: listen: PORT must be a number from 0 to "
 		      "65535, got \"127.0.0.1:65536\"",
 		      "test.yaml:7:5: listen: expected [IPv6]:PORT, got \"[::1\"",
-		      "test.yaml:8:5: listen: expected a single value, got a "
-		      "mapping",
+		      "test.yaml:8:6: listen: unknown key \"a\" (expected "
+		      "address or proxy_protocol)",
+		      "test.yaml:8:5: listen: the mapping has no address",
 		      "test.yaml:10:5: listen: \"127.0.0.1:80\" is given twice");
 	EXPECT_ERRORS("root: /r\nlisten: []\n",
 		      "test.yaml:2:9: listen: needs at least one address");
-	EXPECT_ERRORS("root: /r\nlisten: {a: b}\n",
-		      "test.yaml:2:9: listen: expected HOST:PORT or a sequence "
-		      "of them, got a mapping");
+	EXPECT_ERRORS("root: /r\nlisten: [[a]]\n",
+		      "test.yaml:2:10: listen: expected a single value, got a "
+		      "sequence");
 	EXPECT_ERRORS("root: /r\nlisten:\n",
 		      "test.yaml:2:8: listen: missing value");
+}
+END_TEST
+
+START_TEST(test_listen_proxy)
+{
+	struct config *cfg = parse_ok("root: /r\n"
+				      "limits:\n"
+				      "  drain: 5s\n"
+				      "listen:\n"
+				      "  - 127.0.0.1:7070\n"
+				      "  - {address: \"[::1]:7071\", "
+				      "proxy_protocol: true}\n"
+				      "  - address: 127.0.0.1:7072\n"
+				      "    proxy_protocol: false\n"
+				      "  - {address: 127.0.0.1:7073}\n");
+
+	ck_assert_uint_eq(cfg->drain_ms, 5000);
+	ck_assert_uint_eq(cfg->listen_count, 4);
+	check_v4(&cfg->listen[0], "127.0.0.1", 7070, "127.0.0.1:7070");
+	ck_assert(!cfg->listen[0].proxy_protocol);
+	check_v6(&cfg->listen[1], "::1", 7071, "[::1]:7071");
+	ck_assert(cfg->listen[1].proxy_protocol);
+	check_v4(&cfg->listen[2], "127.0.0.1", 7072, "127.0.0.1:7072");
+	ck_assert(!cfg->listen[2].proxy_protocol);
+	ck_assert(!cfg->listen[3].proxy_protocol);
+	config_free(cfg);
+
+	cfg = parse_ok("root: /r\n"
+		       "listen: {address: 127.0.0.1:7070, proxy_protocol: true}\n");
+	ck_assert_uint_eq(cfg->listen_count, 1);
+	ck_assert(cfg->listen[0].proxy_protocol);
+	config_free(cfg);
+}
+END_TEST
+
+START_TEST(test_listen_proxy_errors)
+{
+	EXPECT_ERRORS("root: /r\n"
+		      "listen:\n"
+		      "  - {address: 127.0.0.1:1, proxy: true}\n"
+		      "  - {proxy_protocol: true}\n"
+		      "  - {address: 127.0.0.1:3, proxy_protocol: yes}\n"
+		      "  - {address: 127.0.0.1:4, proxy_protocol: [true]}\n"
+		      "  - {address: [127.0.0.1:5]}\n"
+		      "  - {address: 127.0.0.1:99999}\n",
+		      "test.yaml:3:28: listen: unknown key \"proxy\" (expected "
+		      "address or proxy_protocol)",
+		      "test.yaml:4:5: listen: the mapping has no address",
+		      "test.yaml:5:44: listen.proxy_protocol: expected true or "
+		      "false, got \"yes\"",
+		      "test.yaml:6:44: listen.proxy_protocol: expected a single "
+		      "value, got a sequence",
+		      "test.yaml:7:15: listen: expected a single value, got a "
+		      "sequence",
+		      "test.yaml:8:15: listen: PORT must be a number from 0 to "
+		      "65535, got \"127.0.0.1:99999\"");
 }
 END_TEST
 
@@ -1008,6 +1067,8 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_listen_valid);
 	tcase_add_test(tc, test_listen_invalid);
 	tcase_add_test(tc, test_listen_errors);
+	tcase_add_test(tc, test_listen_proxy);
+	tcase_add_test(tc, test_listen_proxy_errors);
 	tcase_add_test(tc, test_listen_too_many);
 	suite_add_tcase(s, tc);
 

@@ -1357,6 +1357,108 @@ START_TEST(cli_usage)
 }
 END_TEST
 
+/* ---- PING and the drain ------------------------------------------------ */
+
+START_TEST(ping)
+{
+	static const char *const needles[] = { "mode=ping", "status=200", NULL };
+	char line[512];
+	int fd = connect_ok();
+
+	send_ok(fd, "PING\n");
+	expect_line(fd, "OK", "PING");
+	/* Kept open, pipelined with a GET and CRLF. */
+	send_ok(fd, "PING\r\nGET /one.bin\nPING\n");
+	expect_line(fd, "OK", "PING with CRLF");
+	expect_ok(fd, 1, 1, "GET after PING");
+	expect_bytes(fd, "one.bin", 0, 1, "GET after PING");
+	expect_line(fd, "OK", "PING after GET");
+	close(fd);
+	translog_line(line, sizeof(line), needles);
+	expect_field(line, "path", "-");
+}
+END_TEST
+
+/* SIGTERM with limits.drain: PING answers 503 while a GET is still served,
+ * and the daemon exits once the drain and the transfers are over. */
+START_TEST(drain)
+{
+	static const char *const needles[] = { "mode=ping", "status=503",
+					       "error=draining", NULL };
+	char line[512];
+	int64_t sent, exit_at;
+	int fd, rc, status = 0;
+
+	restart("limits.drain=2s");
+	fd = connect_ok();
+	send_ok(fd, "PING\n");
+	expect_line(fd, "OK", "PING before the drain");
+	close(fd);
+
+	ck_assert_int_eq(h_signal(&d, SIGTERM), 0);
+	sent = h_now_ms();
+	/* The signal takes a moment to land. */
+	for (;;) {
+		fd = connect_ok();
+		send_ok(fd, "PING\n");
+		recv_line_ok(fd, line, sizeof(line), "PING while draining");
+		if (strcmp(line, "ERR 503 draining") == 0)
+			break;
+		ck_assert_msg(strcmp(line, "OK") == 0, "PING: '%s'", line);
+		ck_assert_msg(h_now_ms() - sent < 1500,
+			      "no ERR 503 draining 1.5 s after SIGTERM");
+		close(fd);
+	}
+	expect_eof(fd, "after ERR 503 draining");
+	close(fd);
+
+	/* A new connection is served whole during the drain. */
+	fd = connect_ok();
+	get_ok(fd, "GET /small.bin\n", "small.bin", 0, H_SMALL_BYTES,
+	       H_SMALL_BYTES);
+	close(fd);
+	ck_assert_msg(h_alive(&d), "ferryd exited during the drain");
+
+	rc = h_wait_exit(&d, 8000, &status);
+	ck_assert_msg(rc == 0, "ferryd still up 8 s after SIGTERM");
+	exit_at = h_now_ms();
+	ck_assert_msg(exit_at - sent >= 1900, "exit %lld ms after SIGTERM, "
+		      "drain 2 s", (long long)(exit_at - sent));
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "exit status 0x%x: %s", status, h_diag_tail(&d));
+	translog_line(line, sizeof(line), needles);
+}
+END_TEST
+
+/* A second SIGTERM cuts the drain short. */
+START_TEST(drain_second_signal)
+{
+	int64_t sent;
+	int rc, status = 0;
+
+	restart("limits.drain=30s;limits.shutdown_timeout=1s");
+	ck_assert_int_eq(h_signal(&d, SIGTERM), 0);
+	sent = h_now_ms();
+	for (;;) {
+		char line[256];
+		int fd = connect_ok();
+
+		send_ok(fd, "PING\n");
+		recv_line_ok(fd, line, sizeof(line), "PING while draining");
+		close(fd);
+		if (strcmp(line, "ERR 503 draining") == 0)
+			break;
+		ck_assert_msg(h_now_ms() - sent < 1500,
+			      "no ERR 503 draining 1.5 s after SIGTERM");
+	}
+	ck_assert_int_eq(h_signal(&d, SIGTERM), 0);
+	rc = h_wait_exit(&d, 5000, &status);
+	ck_assert_msg(rc == 0, "ferryd still up 5 s after a second SIGTERM");
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "exit status 0x%x: %s", status, h_diag_tail(&d));
+}
+END_TEST
+
 /* ---- suite ------------------------------------------------------------- */
 
 static const struct fixture_test daemon_tests[] = {
@@ -1389,6 +1491,9 @@ static const struct fixture_test daemon_tests[] = {
 	{ "sighup_broken_config", &sighup_broken_config, 30 },
 	{ "sighup_new_config", &sighup_new_config, 30 },
 	{ "sighup_reopens_translog", &sighup_reopens_translog, 30 },
+	{ "ping", &ping, 30 },
+	{ "drain", &drain, 30 },
+	{ "drain_second_signal", &drain_second_signal, 30 },
 };
 
 static const struct fixture_test cli_tests[] = {

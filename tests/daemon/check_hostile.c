@@ -23,6 +23,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1755,6 +1756,199 @@ START_TEST(deleted)
 }
 END_TEST
 
+
+/* ---- the PROXY protocol ------------------------------------------------ */
+
+#define PROXY_LISTEN                                                          \
+	"listen=[{address: \"127.0.0.1:0\", proxy_protocol: true}]"
+
+/* A version 2 header for IP:PORT over TCP/IPv4 into BUF; BODY_LEN is what
+ * its length field says (12 or more). Returns the bytes written: 28. */
+static size_t proxy_v2(unsigned char *buf, const char *ip, unsigned port,
+		       unsigned body_len)
+{
+	static const unsigned char sig[12] = { 0x0d, 0x0a, 0x0d, 0x0a,
+					       0x00, 0x0d, 0x0a, 0x51,
+					       0x55, 0x49, 0x54, 0x0a };
+
+	memcpy(buf, sig, sizeof sig);
+	buf[12] = 0x21;
+	buf[13] = 0x11;
+	buf[14] = (unsigned char)(body_len >> 8);
+	buf[15] = (unsigned char)body_len;
+	ck_assert_int_eq(inet_pton(AF_INET, ip, buf + 16), 1);
+	ck_assert_int_eq(inet_pton(AF_INET, "127.0.0.1", buf + 20), 1);
+	buf[24] = (unsigned char)(port >> 8);
+	buf[25] = (unsigned char)port;
+	buf[26] = 0;
+	buf[27] = 80;
+	return 28;
+}
+
+/* A fresh connection to the proxy listener that has sent a version 1
+ * header for IP:PORT. */
+static int proxy_connect(const char *ip, unsigned port)
+{
+	char hdr[128];
+	int fd = connect_ok();
+
+	snprintf(hdr, sizeof hdr, "PROXY TCP4 %s 127.0.0.1 %u 7070\r\n", ip,
+		 port);
+	send_ok(fd, hdr);
+	return fd;
+}
+
+/* Everyone else is still served through the proxy listener. */
+static void proxy_fetch_small(void)
+{
+	int fd = proxy_connect("192.0.2.200", 4000);
+
+	get_ok(fd, "GET /small.bin\n", "small.bin", 0, H_SMALL_BYTES,
+	       H_SMALL_BYTES);
+	close(fd);
+}
+
+/* LEN bytes of REQ, then the end of what this client sends: refused. */
+static void proxy_refused(const void *req, size_t len, const char *what)
+{
+	int fd = connect_ok();
+
+	send_bytes_ok(fd, req, len, what);
+	shutdown(fd, SHUT_WR);
+	expect_err(fd, 400, what);
+	expect_eof(fd, what);
+	close(fd);
+	proxy_fetch_small();
+}
+
+START_TEST(proxy_hostile)
+{
+	static const char *const bad_v1[] = {
+		"GET /small.bin\n", /* no header at all */
+		"/small.bin\n",
+		"PROXY TCP4 192.0.2.1 127.0.0.1 1\r\nGET /small.bin\n",
+		"PROXY TCP4 192.0.2.1.5 127.0.0.1 1 2\r\nGET /small.bin\n",
+		"PROXY TCP4 ::1 127.0.0.1 1 2\r\nGET /small.bin\n",
+		"PROXY TCP4 192.0.2.1 127.0.0.1 65536 2\r\nGET /small.bin\n",
+		"PROXY TCP4 192.0.2.1 127.0.0.1 x 2\r\nGET /small.bin\n",
+		"PROXY TCP4 192.0.2.1 127.0.0.1 1 2\nGET /small.bin\n",
+		"PROXY TCP9 192.0.2.1 127.0.0.1 1 2\r\nGET /small.bin\n",
+		"PROXY TCP4 192.0.2.1", /* truncated, then EOF */
+	};
+	static const char *const needles[] = { "status=400",
+					       "error=bad-proxy-header", NULL };
+	unsigned char v2[64];
+	char line[512], long_v1[200];
+	const char *ok_hdr = "PROXY TCP4 198.51.100.7 127.0.0.1 5555 7070\r\n"
+			     "GET /small.bin\n";
+	size_t i, len;
+	int64_t t0;
+	int fd;
+
+	start_daemon(PROXY_LISTEN ";limits.request_timeout=1s");
+	for (i = 0; i < COUNT(bad_v1); i++)
+		proxy_refused(bad_v1[i], strlen(bad_v1[i]), bad_v1[i]);
+
+	/* v1 over 107 bytes. */
+	snprintf(long_v1, sizeof long_v1, "PROXY UNKNOWN %0*d\r\n", 100, 0);
+	proxy_refused(long_v1, strlen(long_v1), "v1 over 107 bytes");
+
+	/* v2: a wrong signature, a length beyond 536, a truncated header. */
+	len = proxy_v2(v2, "192.0.2.9", 1234, 12);
+	v2[7] ^= 0x20;
+	proxy_refused(v2, len, "v2 with a wrong signature");
+	len = proxy_v2(v2, "192.0.2.9", 1234, 0xffff);
+	proxy_refused(v2, len, "v2 with length 65535");
+	len = proxy_v2(v2, "192.0.2.9", 1234, 600);
+	proxy_refused(v2, len, "v2 with length 600");
+	len = proxy_v2(v2, "192.0.2.9", 1234, 12);
+	proxy_refused(v2, 14, "v2 cut after 14 bytes");
+
+	/* A length longer than what arrives, and a header never finished:
+	 * closed at request_timeout (1 s). */
+	len = proxy_v2(v2, "192.0.2.9", 1234, 100);
+	fd = connect_ok();
+	t0 = h_now_ms();
+	send_bytes_ok(fd, v2, len, "v2 promising 100 bytes");
+	expect_err(fd, 408, "v2 promising 100 bytes");
+	expect_eof(fd, "v2 promising 100 bytes");
+	close(fd);
+	ck_assert_msg(h_now_ms() - t0 >= 900, "closed after %lld ms",
+		      (long long)(h_now_ms() - t0));
+	fd = connect_ok();
+	send_ok(fd, "PROXY TCP4 192.0.2.1 127.0.0.1");
+	expect_err(fd, 408, "v1 never finished");
+	expect_eof(fd, "v1 never finished");
+	close(fd);
+
+	/* Byte by byte, header and request: served. */
+	fd = connect_ok();
+	for (i = 0; ok_hdr[i] != '\0'; i++) {
+		send_bytes_ok(fd, ok_hdr + i, 1, "one byte");
+		pause_ms(2);
+	}
+	expect_ok(fd, H_SMALL_BYTES, H_SMALL_BYTES, "sent byte by byte");
+	expect_bytes(fd, h_root_path(&d, "small.bin"), 0, H_SMALL_BYTES,
+		     "sent byte by byte");
+	close(fd);
+
+	/* v2 with the request in the same segment, byte by byte too. */
+	len = proxy_v2(v2, "192.0.2.10", 2345, 12);
+	memcpy(v2 + len, "PING\n", 5);
+	fd = connect_ok();
+	for (i = 0; i < len + 5; i++)
+		send_bytes_ok(fd, v2 + i, 1, "v2 byte by byte");
+	recv_line_ok(fd, line, sizeof line, "PING after v2");
+	ck_assert_str_eq(line, "OK");
+	close(fd);
+
+	log_line(line, sizeof line, needles);
+	expect_field(line, "path", "-");
+	proxy_fetch_small();
+}
+END_TEST
+
+/* On a listener without proxy_protocol a PROXY line is what it always
+ * was: a raw-form path, here of no file (404, closed). */
+START_TEST(proxy_plain_listener)
+{
+	start_daemon(NULL);
+	closing_error_str("PROXY TCP4 192.0.2.1 127.0.0.1 1 2\r\n", 404);
+	fetch_small();
+}
+END_TEST
+
+/* The header's address is the client: in the transfer log and for
+ * limits.per_client. */
+START_TEST(proxy_client_address)
+{
+	static const char *const needles[] = { "client=203.0.113.5:4001",
+					       "path=/small.bin", NULL };
+	static const char *const refused[] = { "client=203.0.113.5:4002",
+					       "status=429", NULL };
+	char line[512];
+	int a, b, c;
+
+	start_daemon(PROXY_LISTEN ";limits.per_client=1");
+	a = proxy_connect("203.0.113.5", 4001);
+	get_ok(a, "GET /small.bin\n", "small.bin", 0, H_SMALL_BYTES,
+	       H_SMALL_BYTES);
+	/* Another address: served while A is open. */
+	b = proxy_connect("203.0.113.6", 4001);
+	get_ok(b, "GET /small.bin\n", "small.bin", 0, H_SMALL_BYTES,
+	       H_SMALL_BYTES);
+	/* A's address again: over per_client. */
+	c = proxy_connect("203.0.113.5", 4002);
+	expect_err(c, 429, "the same PROXY address twice");
+	expect_eof(c, "the same PROXY address twice");
+	close(c);
+	close(a);
+	close(b);
+	log_line(line, sizeof line, needles);
+	log_line(line, sizeof line, refused);
+}
+END_TEST
+
 /* ---- suite ------------------------------------------------------------- */
 
 struct test {
@@ -1783,6 +1977,9 @@ static const struct test tests[] = {
 	{ "truncated", &truncated, 60, true },
 	{ "grown", &grown, 60, true },
 	{ "deleted", &deleted, 60, true },
+	{ "proxy_hostile", &proxy_hostile, 60, true },
+	{ "proxy_plain_listener", &proxy_plain_listener, 30, false },
+	{ "proxy_client_address", &proxy_client_address, 30, true },
 };
 
 /* Names must outlive the runner; they are freed with it. */

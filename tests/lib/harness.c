@@ -725,7 +725,8 @@ static off_t file_size(const char *path)
 	return stat(path, &st) == 0 ? st.st_size : 0;
 }
 
-/* Finds "listening on 127.0.0.1:PORT\n" in TEXT. 0 when not there yet. */
+/* Finds "listening on 127.0.0.1:PORT\n" (or with " (PROXY protocol)"
+ * after PORT) in TEXT. 0 when not there yet. */
 static int find_port(const char *text)
 {
 	static const char needle[] = "listening on 127.0.0.1:";
@@ -737,7 +738,8 @@ static int find_port(const char *text)
 		return 0;
 	p += sizeof(needle) - 1;
 	port = strtol(p, &end, 10);
-	if (end == p || *end != '\n' || port <= 0 || port > 65535)
+	if (end == p || (*end != '\n' && *end != ' ') || port <= 0 ||
+	    port > 65535)
 		return 0;
 	return (int)port;
 }
@@ -758,7 +760,13 @@ static int probe(struct h_daemon *d, char *msg, size_t cap)
 		snprintf(msg, cap, "probe: connect: %s", h_strerror(fd));
 		return fd;
 	}
-	rc = h_send_str(fd, "LIST /sub/deeper\n", 2000);
+	/* A listener with proxy_protocol takes nothing before a header;
+	 * UNKNOWN keeps the socket's own address. */
+	rc = 0;
+	if (h_count_lines(d->config, "proxy_protocol: true") > 0)
+		rc = h_send_str(fd, "PROXY UNKNOWN\r\n", 2000);
+	if (rc == 0)
+		rc = h_send_str(fd, "LIST /sub/deeper\n", 2000);
 	if (rc == 0)
 		rc = (int)h_recv_line(fd, line, sizeof(line), 5000);
 	if (rc <= 0 || strcmp(line, "OK 0") != 0) {

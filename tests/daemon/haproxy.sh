@@ -88,7 +88,7 @@ EOF
 	k=0
 	port=
 	while [ $k -lt 200 ]; do
-		port=$(sed -n "s/.*listening on 127\\.0\\.0\\.$n:\\([0-9][0-9]*\\)\$/\\1/p" \
+		port=$(sed -n "s/.*listening on 127\\.0\\.0\\.$n:\\([0-9][0-9]*\\)\\( .*\\)\\{0,1\\}\$/\\1/p" \
 			"$dir/ferryd$n.log" | head -n 1)
 		[ -n "$port" ] && break
 		kill -0 "$!" 2>/dev/null || fail "ferryd $n exited before listening"
@@ -102,7 +102,8 @@ start_ferryd 1
 start_ferryd 2
 start_ferryd 3
 
-# HAProxy from the example: its addresses replaced by this run's, a stats
+# HAProxy from the example: its addresses replaced by this run's, maxconn
+# within a test's descriptor limit, a stats
 # socket added to watch the servers, and its own source address (127.0.0.9)
 # so that a transfer log naming 127.0.0.1 proves the PROXY header was read.
 # A free port for it: tried at random, HAProxy says when it cannot bind.
@@ -112,7 +113,8 @@ tries=0
 while [ -z "$hport" ] && [ $tries -lt 20 ]; do
 	try=$(( $(od -An -N2 -tu2 /dev/urandom) % 20000 + 30000 ))
 	# shellcheck disable=SC2154 # port_N are set by eval
-	sed -e "s|^\\(\\tlog stdout.*\\)|\\1\\n\\tstats socket $stats mode 600 level admin|" \
+	sed -e "s|^\\tmaxconn .*|\\tmaxconn 1000|" \
+		-e "s|^\\(\\tlog stdout.*\\)|\\1\\n\\tstats socket $stats mode 600 level admin|" \
 		-e "s|^\\tbind :7070|\\tbind 127.0.0.1:$try|" \
 		-e "s|^\\tbalance leastconn|&\\n\\tsource 127.0.0.9|" \
 		-e "s|10\\.0\\.0\\.11:7070|127.0.0.1:$port_1|" \

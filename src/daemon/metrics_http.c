@@ -41,6 +41,8 @@ struct scrape {
 	unsigned handles;        /* not yet closed */
 	bool closing;
 	bool answered;           /* the answer is written or being written */
+	bool written;            /* the answer's write has completed */
+	bool read_eof;           /* the client has shut down its side */
 	size_t in_len;
 	char in[FERRY_METRICS_REQUEST_MAX];
 	char head[FERRY_METRICS_HEAD_MAX];
@@ -107,7 +109,8 @@ static void write_cb(uv_write_t *req, int status)
 
 	if (s->closing)
 		return;
-	if (status < 0 ||
+	s->written = true;
+	if (status < 0 || s->read_eof ||
 	    uv_shutdown(&s->sreq, (uv_stream_t *)&s->tcp, shutdown_cb) < 0)
 		scrape_close(s);
 }
@@ -244,7 +247,13 @@ static void read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 
 	(void)buf;
 	if (nread < 0) {
-		/* EOF or an error: a request cut short gets no answer. */
+		/* EOF or an error: a request cut short gets no answer, and
+		 * an answer being written is let finish (write_cb closes). */
+		if (nread == UV_EOF && s->answered && !s->written) {
+			s->read_eof = true;
+			uv_read_stop(stream);
+			return;
+		}
 		scrape_close(s);
 		return;
 	}

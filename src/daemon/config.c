@@ -36,6 +36,7 @@
 
 enum key_type {
 	KEY_LISTEN, /* HOST:PORT, or a sequence of them */
+	KEY_ADDR,   /* one HOST:PORT, unset (addr_len 0) by default */
 	KEY_PATH,   /* made absolute against the config file's directory */
 	KEY_STRING, /* any non-empty text */
 	KEY_ENUM,   /* one of the key's choices */
@@ -163,6 +164,7 @@ static const struct key keys[] = {
 	{ .name = "user", .type = KEY_STRING, FIELD(user) },
 	{ .name = "workers", .type = KEY_COUNT, FIELD(workers), .min = 1,
 	  .max = 256, .def = 1 },
+	{ .name = "metrics.listen", .type = KEY_ADDR, FIELD(metrics_listen) },
 };
 
 #define KEY_TOTAL (sizeof keys / sizeof keys[0])
@@ -177,6 +179,7 @@ struct loader {
 	int errors;
 	bool oom; /* a message or a value could not be allocated */
 	bool seen[KEY_TOTAL];
+	yaml_mark_t metrics_mark; /* where metrics.listen was given */
 };
 
 static int diag_add(struct config_diag *diag, const char *fmt, ...)
@@ -531,6 +534,8 @@ static int set_defaults(struct config *cfg)
 				return -EINVAL;
 			cfg->listen_count = 1;
 			break;
+		case KEY_ADDR:
+			break;
 		case KEY_PATH:
 		case KEY_STRING:
 			if (!k->def_text)
@@ -670,6 +675,73 @@ static void add_listen(struct loader *ld, const yaml_node_t *node)
 		}
 	}
 	cfg->listen[cfg->listen_count++] = la;
+}
+
+/* metrics.listen: one address, which must not be a file listener's; that
+ * is checked once the whole document is read (check_metrics_listen). */
+static void set_addr(struct loader *ld, const struct key *k,
+		     const yaml_node_t *node)
+{
+	struct listen_addr *field = field_of(ld->cfg, k);
+	char shown[SHOWN_MAX + 4];
+	const char *text, *why;
+
+	text = scalar_text(ld, k->name, node);
+	if (!text)
+		return;
+	if (parse_listen(text, field, &why) < 0) {
+		report(ld, node->start_mark, "%s: %s, got \"%s\"", k->name, why,
+		       printable(text, shown));
+		return;
+	}
+	ld->metrics_mark = node->start_mark;
+}
+
+/* Whether binding A and B would clash: the same port (not 0, which the
+ * kernel picks apart) on the same address, or on the wildcard. */
+static bool same_port(const struct listen_addr *a, const struct listen_addr *b)
+{
+	const struct sockaddr *sa = (const void *)&a->addr;
+	const struct sockaddr *sb = (const void *)&b->addr;
+
+	if (sa->sa_family != sb->sa_family)
+		return false;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)sa;
+		const struct sockaddr_in *y = (const void *)sb;
+
+		return x->sin_port != 0 && x->sin_port == y->sin_port &&
+		       (x->sin_addr.s_addr == y->sin_addr.s_addr ||
+			x->sin_addr.s_addr == htonl(INADDR_ANY) ||
+			y->sin_addr.s_addr == htonl(INADDR_ANY));
+	} else {
+		const struct sockaddr_in6 *x = (const void *)sa;
+		const struct sockaddr_in6 *y = (const void *)sb;
+
+		return x->sin6_port != 0 && x->sin6_port == y->sin6_port &&
+		       (IN6_ARE_ADDR_EQUAL(&x->sin6_addr, &y->sin6_addr) ||
+			IN6_IS_ADDR_UNSPECIFIED(&x->sin6_addr) ||
+			IN6_IS_ADDR_UNSPECIFIED(&y->sin6_addr));
+	}
+}
+
+/* The metrics are never served on a file port. */
+static void check_metrics_listen(struct loader *ld)
+{
+	const struct config *cfg = ld->cfg;
+	size_t i;
+
+	if (cfg->metrics_listen.addr_len == 0)
+		return;
+	for (i = 0; i < cfg->listen_count; i++) {
+		if (same_port(&cfg->metrics_listen, &cfg->listen[i])) {
+			report(ld, ld->metrics_mark,
+			       "metrics.listen: \"%s\" is the file listener "
+			       "\"%s\"; the metrics need a port of their own",
+			       cfg->metrics_listen.text, cfg->listen[i].text);
+			return;
+		}
+	}
 }
 
 /* Replaces the default listen address with one address or a sequence. */
@@ -820,6 +892,10 @@ static void set_value(struct loader *ld, const struct key *k,
 		set_listen(ld, node);
 		return;
 	}
+	if (k->type == KEY_ADDR) {
+		set_addr(ld, k, node);
+		return;
+	}
 	text = scalar_text(ld, k->name, node);
 	if (!text)
 		return;
@@ -963,6 +1039,7 @@ static void apply_document(struct loader *ld)
 			report(ld, start, "missing required key \"%s\"",
 			       k->name);
 	}
+	check_metrics_listen(ld);
 }
 
 /* The line and column of byte OFFSET in TEXT, as libyaml counts them. */

@@ -55,6 +55,7 @@ struct config {
 	unsigned threads;
 	char *user; /* account to switch to when started as root, or NULL */
 	unsigned workers; /* processes sharing the listeners */
+	struct listen_addr metrics_listen; /* addr_len 0: no metrics */
 };
 
 /* Error messages collected while loading, each "FILE:LINE:COL: message". */

@@ -13,6 +13,7 @@
 
 #include "daemon/budget.h"
 #include "daemon/clients.h"
+#include "daemon/metrics.h"
 #include "common/log.h"
 #include "common/protocol.h"
 #include "daemon/proxy.h"
@@ -239,6 +240,7 @@ static void log_refusal(struct conn *c, int status, const char *error)
 	r.status = status;
 	r.error = error;
 	translog_write(&r);
+	metrics_request(status, METRICS_MODE_NONE, 0);
 }
 
 void conn_reply_error(struct conn *c, int code, const char *error)
@@ -314,6 +316,7 @@ static void send_timeout_cb(uv_timer_t *timer)
 	if (idle >= limit) {
 		log_info("%s: took no bytes for %llu ms, closing",
 			 c->peer_text, (unsigned long long)idle);
+		metrics_send_timeout();
 		transfer_fail(c->xfer, 408, "send-timeout");
 		return;
 	}
@@ -416,6 +419,8 @@ static void read_first(struct conn *c)
 static void refuse(struct conn *c, int code, const char *error)
 {
 	c->close_after = true;
+	if (code == 429 || code == 503)
+		metrics_refused(code);
 	conn_reply_error(c, code, error);
 }
 

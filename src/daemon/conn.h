@@ -63,6 +63,8 @@ void conn_drain(struct conn *c);
  * already closing. */
 bool conn_cut(struct conn *c);
 
+/* ---- for server.c and ferryd.c ---- */
+
 /* "[::1]:7070" / "127.0.0.1:7070" for an address. */
 void conn_format_addr(const struct sockaddr *sa, char *out, size_t cap);
 

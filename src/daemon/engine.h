@@ -47,6 +47,7 @@ struct transfer {
 				     * while the open job runs */
 	struct budget *budget;
 	uint64_t start_ns;
+	uint64_t first_byte_ns;     /* the OK line's first byte left; 0 */
 	bool logged;
 	bool draining;              /* PING: the server drains (settings) */
 

@@ -205,6 +205,7 @@ void buffered_start(struct transfer *t)
 			return;
 		}
 		t->header_writing = true;
+		t->first_byte_ns = uv_hrtime();
 	}
 	buffered_pump(t);
 }

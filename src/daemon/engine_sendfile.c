@@ -22,6 +22,7 @@
 #include "daemon/conn.h"
 #include "daemon/transfer.h"
 #include "common/log.h"
+#include "daemon/metrics.h"
 
 /* Linux moves at most this many bytes in one sendfile(2) call. */
 #define FERRY_SENDFILE_MAX 0x7ffff000ULL
@@ -45,6 +46,7 @@ static void sendfile_queue(struct transfer *t);
 void engine_jobs_queued(int delta)
 {
 	atomic_fetch_add(&jobs_queued, delta);
+	metrics_jobs_queued(delta);
 }
 
 /* Corks the socket while a file is sent, so the OK line and the file's first
@@ -108,6 +110,8 @@ void sendfile_send(struct transfer *t, bool may_wait)
 				 t->header_len - t->header_sent,
 				 MSG_NOSIGNAL | (t->length > 0 ? MSG_MORE : 0));
 		if (n >= 0) {
+			if (t->header_sent == 0 && n > 0)
+				t->first_byte_ns = uv_hrtime();
 			t->header_sent += (size_t)n;
 			continue;
 		}

@@ -12,6 +12,8 @@
 
 #include "daemon/config.h"
 #include "common/log.h"
+#include "daemon/conn.h"
+#include "daemon/metrics.h"
 #include "daemon/server.h"
 #include "daemon/service.h"
 #include "daemon/translog.h"
@@ -68,6 +70,7 @@ static struct config *load_config(const char *path, bool reloading)
 static void stopped_cb(struct server *srv)
 {
 	(void)srv;
+	metrics_stop();
 	uv_close((uv_handle_t *)&sig_term, NULL);
 	uv_close((uv_handle_t *)&sig_int, NULL);
 	uv_close((uv_handle_t *)&sig_hup, NULL);
@@ -91,6 +94,11 @@ static void signal_cb(uv_signal_t *handle, int signum)
 					  old->transfer_log, strerror(-rc));
 			return;
 		}
+		if (strcmp(cfg->metrics_listen.text,
+			   old->metrics_listen.text) != 0)
+			log_warn("reload: metrics.listen changes only with a "
+				 "restart; the metrics stay on \"%s\"",
+				 old->metrics_listen.text);
 		service_notify("RELOADING=1");
 		server_reload(server, cfg);
 		service_notify("READY=1");
@@ -156,11 +164,47 @@ static int drop_privileges(struct config *cfg)
 	return 0;
 }
 
+/* metrics.listen: binds it (before privileges are dropped, and once for
+ * every worker: worker 0 serves it) and makes the shared counters. */
+static int open_metrics(const struct config *cfg)
+{
+	const struct listen_addr *la = &cfg->metrics_listen;
+	struct sockaddr_storage bound;
+	socklen_t len = sizeof bound;
+	char name[64];
+	int fd = -1;
+	int rc;
+
+	if (la->addr_len > 0) {
+		fd = server_listen_socket((const struct sockaddr *)&la->addr,
+					  la->addr_len, false);
+		if (fd < 0) {
+			log_error("cannot listen on %s for the metrics: %s",
+				  la->text, strerror(-fd));
+			return fd;
+		}
+	}
+	rc = metrics_open(cfg->workers, fd);
+	if (rc < 0) {
+		log_error("cannot map the metrics: %s", strerror(-rc));
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	if (fd >= 0 &&
+	    getsockname(fd, (struct sockaddr *)&bound, &len) == 0) {
+		conn_format_addr((struct sockaddr *)&bound, name, sizeof name);
+		log_info("metrics on http://%s/metrics", name);
+	}
+	return 0;
+}
+
 /* Serves CFG on this process's loop until a shutdown ends it: on FDS when
  * a parent bound them (workers), else on what server_start binds. */
 static int serve(struct config *cfg, const int *fds, size_t fd_count)
 {
 	uv_loop_t *loop = uv_default_loop();
+	int rc;
 
 	server = server_new();
 	if (server == NULL)
@@ -173,6 +217,9 @@ static int serve(struct config *cfg, const int *fds, size_t fd_count)
 	}
 	if (drop_privileges(cfg) < 0)
 		return 1;
+	rc = metrics_serve(loop);
+	if (rc < 0)
+		log_error("cannot serve the metrics: %s", uv_strerror(rc));
 	uv_signal_init(loop, &sig_term);
 	uv_signal_init(loop, &sig_int);
 	uv_signal_init(loop, &sig_hup);
@@ -281,6 +328,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	if (open_metrics(cfg) < 0) {
+		config_free(cfg);
+		translog_close();
+		return 1;
+	}
 	if (cfg->workers > 1) {
 		rc = workers_run(cfg, cfg->workers, serve, drop_privileges);
 		config_free(cfg);

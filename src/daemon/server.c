@@ -11,6 +11,7 @@
 
 #include "daemon/budget.h"
 #include "daemon/clients.h"
+#include "daemon/metrics.h"
 #include "daemon/conn.h"
 #include "common/log.h"
 #include "daemon/rate.h"
@@ -77,7 +78,9 @@ static void admit(struct server *srv, int fd,
 		budget_put(srv->budget, 1);
 		log_error("accept: out of memory");
 		close(fd);
+		return;
 	}
+	metrics_conn_opened();
 }
 
 /* Accepts what is waiting, a bounded batch per wakeup. With descriptors
@@ -134,6 +137,7 @@ static void pause_accepting(struct server *srv, uint64_t retry_ms)
 		for (i = 0; i < srv->listener_count; i++)
 			uv_poll_stop(&srv->listeners[i].poll);
 		srv->accept_paused = true;
+		metrics_accept_paused();
 		/* Under a flood this flaps: say it once a second at most. */
 		if (uv_now(srv->loop) - srv->pause_logged_ms >= 1000 ||
 		    srv->pause_logged_ms == 0) {
@@ -554,6 +558,7 @@ void server_conn_closed(struct server *srv, bool admitted)
 {
 	if (admitted)
 		srv->conn_count--;
+	metrics_conn_closed();
 	budget_release(srv->budget, 1);
 	maybe_stopped(srv);
 }

@@ -16,6 +16,7 @@
 #include "daemon/conn.h"
 #include "daemon/engine.h"
 #include "daemon/listing.h"
+#include "daemon/metrics.h"
 #include "common/log.h"
 #include "common/path.h"
 #include "common/protocol.h"
@@ -38,6 +39,17 @@ static const char *mode_name(const struct transfer *t)
 	if (t->req.kind == PROTO_PING)
 		return "ping";
 	return t->mode == FERRY_MODE_SENDFILE ? "sendfile" : "buffered";
+}
+
+/* mode_name's mode, as the metrics count it. */
+static enum metrics_mode metrics_mode_of(const struct transfer *t)
+{
+	if (t->req.kind == PROTO_LIST)
+		return METRICS_MODE_LIST;
+	if (t->req.kind == PROTO_SUM)
+		return METRICS_MODE_SUM;
+	return t->mode == FERRY_MODE_SENDFILE ? METRICS_MODE_SENDFILE :
+						METRICS_MODE_BUFFERED;
 }
 
 void transfer_log(struct transfer *t, int status, const char *error)
@@ -63,6 +75,10 @@ void transfer_log(struct transfer *t, int status, const char *error)
 					     (uint64_t)t->st.st_size;
 	r.duration_s = (double)(uv_hrtime() - t->start_ns) / 1e9;
 	r.error = error;
+	metrics_request(status, metrics_mode_of(t), t->sent);
+	metrics_transfer_time(uv_hrtime() - t->start_ns,
+			      t->first_byte_ns > 0 ?
+				      t->first_byte_ns - t->start_ns : 0);
 	if (translog_write(&r) < 0)
 		log_debug("cannot write the transfer log: %s", strerror(errno));
 }
@@ -166,8 +182,10 @@ static void answer_write(struct transfer *t, bool with_header)
 	unsigned n = 0;
 	int rc;
 
-	if (with_header)
+	if (with_header) {
 		b[n++] = uv_buf_init(t->header, (unsigned)t->header_len);
+		t->first_byte_ns = uv_hrtime();
+	}
 	t->chunk_len = 0;
 	if (t->listing != NULL && t->list_buf != NULL) {
 		t->chunk_len = listing_read(t->listing, t->list_buf, LIST_CHUNK);
@@ -368,6 +386,7 @@ struct transfer *transfer_new(struct conn *c, const char *line, size_t len,
 	t->conn = c;
 	t->file_fd = -1;
 	t->start_ns = uv_hrtime();
+	metrics_transfer_begin();
 	t->mode = s->mode;
 	t->chunk_bytes = s->chunk_bytes;
 	t->buffer_bytes = s->buffer_bytes;
@@ -464,4 +483,5 @@ void transfer_free(struct transfer *t)
 	free(t->list_buf);
 	sum_free(t);
 	free(t);
+	metrics_transfer_end();
 }

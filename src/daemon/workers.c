@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "daemon/metrics.h"
 #include "daemon/server.h"
 #include "daemon/service.h"
 
@@ -100,6 +101,7 @@ static pid_t spawn(struct config *cfg, struct worker *all, unsigned count,
 		for (a = 0; a < all[i].fd_count; a++)
 			close(all[i].fds[a]);
 	}
+	metrics_worker(index);
 	unsetenv("NOTIFY_SOCKET");
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);

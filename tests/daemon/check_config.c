@@ -630,6 +630,40 @@ START_TEST(test_listen_proxy_errors)
 }
 END_TEST
 
+/* metrics.listen: off by default, one address, never a file port. */
+START_TEST(test_metrics_listen)
+{
+	struct config *cfg = parse_ok("root: /r\n");
+
+	ck_assert_uint_eq(cfg->metrics_listen.addr_len, 0);
+	config_free(cfg);
+	cfg = parse_ok("root: /r\nmetrics:\n  listen: 127.0.0.1:9470\n");
+	check_v4(&cfg->metrics_listen, "127.0.0.1", 9470, "127.0.0.1:9470");
+	config_free(cfg);
+	/* Port 0 twice is two ports the kernel picks. */
+	cfg = parse_ok("root: /r\nlisten: 127.0.0.1:0\n"
+		       "metrics: {listen: 127.0.0.1:0}\n");
+	config_free(cfg);
+	EXPECT_ERRORS("root: /r\nlisten: 127.0.0.1:7070\n"
+		      "metrics:\n  listen: 127.0.0.1:7070\n",
+		      "test.yaml:4:11: metrics.listen: \"127.0.0.1:7070\" is "
+		      "the file listener \"127.0.0.1:7070\"; the metrics need "
+		      "a port of their own");
+	/* The default listen address counts, and so does the wildcard,
+	 * whichever key comes first. */
+	EXPECT_ERRORS("metrics: {listen: \"*:7070\"}\nroot: /r\n",
+		      "test.yaml:1:19: metrics.listen: \"*:7070\" is the "
+		      "file listener \"127.0.0.1:7070\"; the metrics need a "
+		      "port of their own");
+	EXPECT_ERRORS("root: /r\nmetrics:\n  listen: 9470\n",
+		      "test.yaml:3:11: metrics.listen: expected HOST:PORT, got "
+		      "\"9470\"");
+	EXPECT_ERRORS("root: /r\nmetrics: {listen: [a, b]}\n",
+		      "test.yaml:2:19: metrics.listen: expected a single "
+		      "value, got a sequence");
+}
+END_TEST
+
 START_TEST(test_listen_too_many)
 {
 	char yaml[1024];
@@ -1069,6 +1103,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_listen_errors);
 	tcase_add_test(tc, test_listen_proxy);
 	tcase_add_test(tc, test_listen_proxy_errors);
+	tcase_add_test(tc, test_metrics_listen);
 	tcase_add_test(tc, test_listen_too_many);
 	suite_add_tcase(s, tc);
 

@@ -26,9 +26,9 @@ builddir=${FERRY_BUILDDIR:-$srcdir}
 src=$srcdir/src/daemon
 lib=$builddir/src/daemon/.libs/libdaemon.a
 main=$builddir/src/daemon/ferryd.o
-headers="server.h conn.h transfer.h engine.h budget.h root.h rate.h"
+headers="server.h conn.h transfer.h engine.h budget.h root.h rate.h metrics.h"
 # The objects whose functions may be called only as the headers say.
-modules="server conn transfer engine_sendfile engine_buffered budget root rate"
+modules="server conn transfer engine_sendfile engine_buffered budget root rate metrics metrics_http"
 
 command -v nm >/dev/null 2>&1 || { echo "interfaces: SKIP: no nm"; exit 77; }
 [ -f "$lib" ] || { echo "interfaces: no $lib (build first)"; exit 99; }

@@ -22,7 +22,7 @@ static const int statuses[] = { 200, 400, 403, 404, 408, 414, 416, 429, 499,
 #define STATUS_OTHER STATUS_COUNT
 
 static const char *const mode_names[METRICS_MODE_COUNT] = {
-	"sendfile", "buffered", "list", "sum", "-",
+	"sendfile", "buffered", "list", "sum", "ping", "-",
 };
 
 /* Upper bounds of the histograms' buckets, in nanoseconds; one more bucket
@@ -317,7 +317,7 @@ size_t metrics_format(char *buf, size_t cap)
 	}
 	head(&o, "ferry_sent_bytes_total", "counter",
 	     "File and listing bytes sent, by transfer mode.");
-	for (m = 0; m < METRICS_MODE_NONE; m++)
+	for (m = 0; m < METRICS_MODE_PING; m++)
 		put(&o, "ferry_sent_bytes_total{mode=\"%s\"} %llu\n",
 		    mode_names[m], (unsigned long long)sum.bytes[m]);
 	head(&o, "ferry_transfers_in_flight", "gauge",

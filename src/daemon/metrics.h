@@ -34,6 +34,7 @@ enum metrics_mode {
 	METRICS_MODE_BUFFERED,
 	METRICS_MODE_LIST,
 	METRICS_MODE_SUM,
+	METRICS_MODE_PING,
 	METRICS_MODE_NONE, /* "-": refused before a request was read */
 	METRICS_MODE_COUNT,
 };

@@ -48,6 +48,8 @@ static enum metrics_mode metrics_mode_of(const struct transfer *t)
 		return METRICS_MODE_LIST;
 	if (t->req.kind == PROTO_SUM)
 		return METRICS_MODE_SUM;
+	if (t->req.kind == PROTO_PING)
+		return METRICS_MODE_PING;
 	return t->mode == FERRY_MODE_SENDFILE ? METRICS_MODE_SENDFILE :
 						METRICS_MODE_BUFFERED;
 }
@@ -76,9 +78,12 @@ void transfer_log(struct transfer *t, int status, const char *error)
 	r.duration_s = (double)(uv_hrtime() - t->start_ns) / 1e9;
 	r.error = error;
 	metrics_request(status, metrics_mode_of(t), t->sent);
-	metrics_transfer_time(uv_hrtime() - t->start_ns,
-			      t->first_byte_ns > 0 ?
-				      t->first_byte_ns - t->start_ns : 0);
+	/* A health check is not a transfer: it would crowd the histograms. */
+	if (t->req.kind != PROTO_PING)
+		metrics_transfer_time(uv_hrtime() - t->start_ns,
+				      t->first_byte_ns > 0 ?
+					      t->first_byte_ns - t->start_ns :
+					      0);
 	if (translog_write(&r) < 0)
 		log_debug("cannot write the transfer log: %s", strerror(errno));
 }

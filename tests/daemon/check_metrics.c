@@ -99,12 +99,29 @@ static void await_fds(int target, int timeout_ms)
 		      h_fd_list(d.pid));
 }
 
-/* After a client closed: the daemon has closed its side too, so the next
- * connection is not refused by limits.per_client (1 in most tests). */
+static char *scrape(void);
+
+/* After a client closed: the daemon has closed its side and forgotten the
+ * connection (its descriptor goes first; the per_client count and the
+ * connections gauge a loop turn later), so the next connection is not
+ * refused by limits.per_client (1 in most tests). */
 static void settle(void)
 {
-	if (one_per_client)
-		await_fds(d.fd_baseline, LINE_MS);
+	int64_t deadline = h_now_ms() + LINE_MS;
+	bool gone = false;
+	char *text;
+
+	if (!one_per_client)
+		return;
+	await_fds(d.fd_baseline, LINE_MS);
+	while (!gone && h_now_ms() < deadline) {
+		text = scrape();
+		gone = strstr(text, "\nferry_connections_open 0\n") != NULL;
+		free(text);
+		if (!gone)
+			usleep(2000);
+	}
+	ck_assert_msg(gone, "a closed connection is still counted");
 }
 
 /* GET /REL of SIZE bytes on a connection of its own, bytes compared. */
@@ -465,7 +482,7 @@ static void scrape_checked(struct exposition *e)
 /* Known requests, exact counters and buckets. */
 START_TEST(metrics_counts)
 {
-	static struct exposition base, a, b;
+	static struct exposition base, a, b, c;
 	char line[512];
 	int held, fd, i;
 	ssize_t n;
@@ -530,6 +547,7 @@ START_TEST(metrics_counts)
 	/* The held connection is open (the refused one may be closing). */
 	ck_assert_double_ge(value_of(&a, "ferry_connections_open"), 1);
 	close(held);
+	settle();
 
 	list_root();
 	scrape_checked(&b);
@@ -539,6 +557,18 @@ START_TEST(metrics_counts)
 			    1);
 	ck_assert_double_gt(
 		value_of(&b, "ferry_sent_bytes_total{mode=\"list\"}"), 0);
+
+	/* A health check is counted as one, and left out of the
+	 * histograms. */
+	request_line("PING\n", "OK");
+	scrape_checked(&c);
+	ck_assert_double_eq(delta(&b, &c,
+				  "ferry_requests_total{status=\"200\",mode=\"ping\"}"),
+			    1);
+	ck_assert_double_eq(delta(&b, &c,
+				  "ferry_transfer_duration_seconds_count"),
+			    0);
+	ck_assert_double_eq(delta(&b, &c, "ferry_first_byte_seconds_count"), 0);
 }
 END_TEST
 

@@ -29,14 +29,14 @@
 
 /* A client connection. Who frees it, and when: see conn.h. */
 struct conn {
-	uv_tcp_t tcp;
+	uv_tcp_t tcp;            /* made when first needed: see stream() */
 	uv_timer_t timer;
 	uv_poll_t poll;          /* writability for the sendfile engine */
 	uv_timer_t tokens;       /* a throttled transfer waits for tokens */
 	struct server *srv;
 	struct conn **list;      /* the server's list of connections */
 	struct conn *prev, *next;
-	int fd;                  /* the tcp handle's socket */
+	int fd;                  /* the client's socket, ours until tcp_open */
 	struct sockaddr_storage peer;
 	char peer_text[64];      /* "127.0.0.1:53422" */
 
@@ -51,6 +51,9 @@ struct conn {
 	unsigned requests;       /* answered so far */
 	uint64_t progress_ms;    /* loop time bytes last moved */
 
+	bool tcp_open;           /* tcp was made: it owns fd (unless tcp_failed) */
+	bool tcp_failed;         /* uv_tcp_open refused fd */
+	bool released;           /* the handles are closing */
 	bool admitted;           /* counted in the server's limits */
 	bool client_counted;     /* counted in limits.per_client (clients.c) */
 	bool awaiting_proxy;     /* the PROXY header has not been read yet */
@@ -70,6 +73,29 @@ struct conn {
 
 static void process(struct conn *c);
 static void start_reading(struct conn *c);
+
+/* The connection's stream handle, made on first use: a request answered
+ * at once (read by recv, sent by sendfile, closed) never needs it, and
+ * skips its FIONBIO ioctl and the EPOLL_CTL_DEL of its close. NULL when
+ * libuv refused the socket (then conn_close closes it). */
+static uv_stream_t *stream(struct conn *c)
+{
+	int rc;
+
+	if (!c->tcp_open) {
+		uv_tcp_init(c->timer.loop, &c->tcp);
+		c->tcp.data = c;
+		c->handles++;
+		c->tcp_open = true;
+		rc = uv_tcp_open(&c->tcp, c->fd);
+		if (rc < 0) {
+			log_warn("%s: cannot watch the socket: %s",
+				 c->peer_text, uv_strerror(rc));
+			c->tcp_failed = true;
+		}
+	}
+	return c->tcp_failed ? NULL : (uv_stream_t *)&c->tcp;
+}
 static void conn_start(struct conn *c);
 static bool take_proxy_header(struct conn *c);
 
@@ -131,14 +157,21 @@ void conn_close(struct conn *c)
 	 * accept reuse the number under the job. Its callback calls us again. */
 	if (c->jobs > 0)
 		return;
-	if (uv_is_closing((uv_handle_t *)&c->tcp))
+	if (c->released)
 		return;
+	c->released = true;
 	if (c->poll_init)
 		uv_close((uv_handle_t *)&c->poll, close_cb);
 	if (c->tokens_init)
 		uv_close((uv_handle_t *)&c->tokens, close_cb);
 	uv_close((uv_handle_t *)&c->timer, close_cb);
-	uv_close((uv_handle_t *)&c->tcp, close_cb);
+	if (c->tcp_open)
+		uv_close((uv_handle_t *)&c->tcp, close_cb);
+	/* Without the handle (or when it refused the socket) the socket is
+	 * ours to close: no libuv watcher ever had it, so nothing else to
+	 * undo (no EPOLL_CTL_DEL). */
+	if (!c->tcp_open || c->tcp_failed)
+		close(c->fd);
 }
 
 static void linger_timer_cb(uv_timer_t *timer)
@@ -175,8 +208,8 @@ static void shutdown_cb(uv_shutdown_t *req, int status)
 		return;
 	}
 	c->lingering = true;
-	if (uv_read_start((uv_stream_t *)&c->tcp, discard_alloc_cb,
-			  discard_read_cb) < 0) {
+	if (stream(c) == NULL ||
+	    uv_read_start(stream(c), discard_alloc_cb, discard_read_cb) < 0) {
 		conn_close(c);
 		return;
 	}
@@ -207,7 +240,7 @@ static void close_gracefully(struct conn *c)
 	uv_timer_stop(&c->timer);
 	c->lingering = true;
 	c->sreq.data = c;
-	if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, shutdown_cb) < 0)
+	if (stream(c) == NULL || uv_shutdown(&c->sreq, stream(c), shutdown_cb) < 0)
 		conn_close(c);
 }
 
@@ -265,7 +298,7 @@ void conn_reply_error_reason(struct conn *c, int code, const char *error,
 	len = proto_format_err(c->errline, sizeof c->errline, code, reason);
 	b = uv_buf_init(c->errline, (unsigned)len);
 	c->ereq.data = c;
-	rc = uv_write(&c->ereq, (uv_stream_t *)&c->tcp, &b, 1, error_write_cb);
+	rc = uv_write(&c->ereq, conn_stream(c), &b, 1, error_write_cb);
 	if (rc < 0)
 		conn_close(c);
 }
@@ -311,8 +344,8 @@ static void send_timeout_cb(uv_timer_t *timer)
 	if (c->xfer == NULL)
 		return;
 	if (waiting_for_tokens(c))
-		c->progress_ms = uv_now(c->tcp.loop);
-	idle = uv_now(c->tcp.loop) - c->progress_ms;
+		c->progress_ms = uv_now(c->timer.loop);
+	idle = uv_now(c->timer.loop) - c->progress_ms;
 	if (idle >= limit) {
 		log_info("%s: took no bytes for %llu ms, closing",
 			 c->peer_text, (unsigned long long)idle);
@@ -374,7 +407,11 @@ static void start_reading(struct conn *c)
 
 	if (c->reading || c->read_eof)
 		return;
-	rc = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+	if (stream(c) == NULL) {
+		conn_close(c);
+		return;
+	}
+	rc = uv_read_start(stream(c), alloc_cb, read_cb);
 	if (rc < 0) {
 		log_debug("%s: read_start: %s", c->peer_text, uv_strerror(rc));
 		conn_close(c);
@@ -576,7 +613,7 @@ static void process(struct conn *c)
 	c->xfer = t;
 	c->in_len -= (size_t)n;
 	memmove(c->in, c->in + n, c->in_len);
-	c->progress_ms = uv_now(c->tcp.loop);
+	c->progress_ms = uv_now(c->timer.loop);
 	uv_timer_start(&c->timer, send_timeout_cb, cfg->send_timeout_ms, 0);
 	if (status != 0) {
 		conn_reply_error(c, status, "bad-request");
@@ -588,7 +625,9 @@ static void process(struct conn *c)
 		/* A kept-alive answer's last segment must not wait for the
 		 * client's delayed ACK (Nagle); the raw form's close flushes
 		 * it anyway, so only GET and LIST pay for this. */
-		uv_tcp_nodelay(&c->tcp, 1);
+		int on = 1;
+
+		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
 		c->nodelay = true;
 	}
 	transfer_begin(t);
@@ -630,10 +669,7 @@ static void conn_start(struct conn *c)
 	struct server *srv = c->srv;
 	const struct config *cfg = server_config(srv);
 
-	c->tcp.data = c;
 	c->timer.data = c;
-	c->fd = -1;
-	uv_fileno((uv_handle_t *)&c->tcp, &c->fd);
 	/* c->peer came with accept4. */
 	conn_format_addr((struct sockaddr *)&c->peer, c->peer_text,
 			 sizeof c->peer_text);
@@ -674,21 +710,15 @@ int conn_new(struct server *srv, uv_loop_t *loop, struct conn **list, int fd,
 	c->srv = srv;
 	c->peer = *peer;
 	c->awaiting_proxy = proxy;
-	uv_tcp_init(loop, &c->tcp);
+	c->fd = fd;
 	uv_timer_init(loop, &c->timer);
-	c->tcp.data = c;
 	c->timer.data = c;
-	c->handles = 2;
+	c->handles = 1;
 	c->list = list;
 	c->next = *list;
 	if (*list != NULL)
 		(*list)->prev = c;
 	*list = c;
-	if (uv_tcp_open(&c->tcp, fd) < 0) {
-		close(fd);
-		conn_close(c);
-		return 0;
-	}
 	conn_start(c);
 	return 0;
 }
@@ -719,7 +749,15 @@ bool conn_cut(struct conn *c)
 
 uv_stream_t *conn_stream(struct conn *c)
 {
-	return (uv_stream_t *)&c->tcp;
+	uv_stream_t *s = stream(c);
+
+	/* A handle without its socket: uv_write answers UV_EBADF. */
+	return s != NULL ? s : (uv_stream_t *)&c->tcp;
+}
+
+uv_loop_t *conn_loop(const struct conn *c)
+{
+	return c->timer.loop;
 }
 
 int conn_fd(const struct conn *c)
@@ -754,7 +792,7 @@ bool conn_job_end(struct conn *c)
 
 void conn_progress(struct conn *c)
 {
-	c->progress_ms = uv_now(c->tcp.loop);
+	c->progress_ms = uv_now(c->timer.loop);
 }
 
 static void writable_cb(uv_poll_t *handle, int status, int events)
@@ -774,7 +812,7 @@ int conn_watch_writable(struct conn *c, void (*on_writable)(struct transfer *))
 	if (c->poll_active)
 		return 0;
 	if (!c->poll_init) {
-		rc = uv_poll_init_socket(c->tcp.loop, &c->poll, c->fd);
+		rc = uv_poll_init_socket(c->timer.loop, &c->poll, c->fd);
 		if (rc < 0)
 			return rc;
 		c->poll.data = c;
@@ -804,7 +842,7 @@ static void tokens_cb(uv_timer_t *timer)
 	if (c->closing || c->xfer == NULL)
 		return;
 	/* The wait was ours: send_timeout counts from its end. */
-	c->progress_ms = uv_now(c->tcp.loop);
+	c->progress_ms = uv_now(c->timer.loop);
 	c->on_tokens(c->xfer);
 }
 
@@ -816,7 +854,7 @@ int conn_wait_tokens(struct conn *c, uint64_t delay_ms,
 	if (c->closing)
 		return UV_EINVAL;
 	if (!c->tokens_init) {
-		rc = uv_timer_init(c->tcp.loop, &c->tokens);
+		rc = uv_timer_init(c->timer.loop, &c->tokens);
 		if (rc < 0)
 			return rc;
 		c->tokens.data = c;

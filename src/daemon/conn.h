@@ -70,10 +70,14 @@ void conn_format_addr(const struct sockaddr *sa, char *out, size_t cap);
 
 /* ---- for transfer.c, the engines and engine_sum.c ---- */
 
-/* The stream to write answers on (the tcp handle); its loop is the
+/* The stream to write answers on (the tcp handle, made on first use: a
+ * request answered at once needs none); its loop is the
  * connection's. Not to be read or written while conn_watch_writable's poll
  * is active. */
 uv_stream_t *conn_stream(struct conn *c);
+
+/* The connection's loop, for threadpool work (no stream needed). */
+uv_loop_t *conn_loop(const struct conn *c);
 
 /* The socket's fd, for sendfile(2) and socket options; a job may use it
  * between conn_job_begin and conn_job_end. */

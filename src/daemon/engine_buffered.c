@@ -145,7 +145,7 @@ static bool start_read(struct transfer *t)
 	}
 	b = uv_buf_init(t->buf[i], (unsigned)want);
 	t->read_req.data = t;
-	rc = uv_fs_read(conn_stream(c)->loop, &t->read_req, t->file_fd, &b, 1,
+	rc = uv_fs_read(conn_loop(c), &t->read_req, t->file_fd, &b, 1,
 			(int64_t)t->read_pos, buffered_read_cb);
 	if (rc < 0) {
 		transfer_fail(t, 500, "read-failed");

@@ -312,7 +312,7 @@ static void sendfile_queue(struct transfer *t)
 
 	t->work.data = t;
 	atomic_fetch_add(&jobs_queued, 1);
-	rc = uv_queue_work(conn_stream(c)->loop, &t->work, sendfile_work_cb,
+	rc = uv_queue_work(conn_loop(c), &t->work, sendfile_work_cb,
 			   sendfile_after_cb);
 	if (rc < 0) {
 		atomic_fetch_sub(&jobs_queued, 1);

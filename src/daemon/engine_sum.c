@@ -155,7 +155,7 @@ static void queue_job(struct transfer *t)
 
 	t->work.data = t;
 	engine_jobs_queued(1);
-	rc = uv_queue_work(conn_stream(c)->loop, &t->work, sum_work_cb,
+	rc = uv_queue_work(conn_loop(c), &t->work, sum_work_cb,
 			   sum_after_cb);
 	if (rc < 0) {
 		engine_jobs_queued(-1);

@@ -459,7 +459,7 @@ void transfer_begin(struct transfer *t)
 	t->work.data = t;
 	budget_take(t->budget, FERRY_OPEN_FDS);
 	engine_jobs_queued(1);
-	rc = uv_queue_work(conn_stream(c)->loop, &t->work, open_work_cb,
+	rc = uv_queue_work(conn_loop(c), &t->work, open_work_cb,
 			   open_after_cb);
 	if (rc < 0) {
 		engine_jobs_queued(-1);

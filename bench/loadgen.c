@@ -11,7 +11,9 @@
  *
  * Idle mode opens N connections that send nothing, holds them for SECONDS,
  * prints "idle=N opened=K" and closes them: the cost of a quiet connection
- * to the server, measured from outside.
+ * to the server, measured from outside. With -s they send REQUEST once
+ * connected and then read nothing: stalled readers, whose sockets the
+ * server fills and then must leave alone.
  *
  * Built by bench/run with "gcc -O2"; it needs nothing but Linux and libc. */
 #define _GNU_SOURCE
@@ -52,6 +54,7 @@ struct options {
 	long long expected_bytes; /* -1: not checked */
 	long idle_count;          /* 0: fetch mode */
 	double idle_seconds;
+	int stall;                /* -s: idle connections send REQUEST */
 };
 
 /* One connection of fetch mode; its slot is reused for the next fetch. */
@@ -88,7 +91,7 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: loadgen -p PORT [-h HOST] [-r 'REQUEST\\n'] -c CONC -n TOTAL [-e EXPECTED_BYTES]\n"
-		"       loadgen -p PORT [-h HOST] -i COUNT -t SECONDS\n");
+		"       loadgen -p PORT [-h HOST] [-s -r 'REQUEST\n'] -i COUNT -t SECONDS\n");
 }
 
 /* Copies TEXT into the request, turning the two-character escapes \n and
@@ -140,8 +143,9 @@ static int parse_options(int argc, char **argv, struct options *opt)
 	opt->expected_bytes = -1;
 	opt->idle_count = 0;
 	opt->idle_seconds = 0;
+	opt->stall = 0;
 	set_request(opt, "/\n");
-	while ((ch = getopt(argc, argv, "h:p:r:c:n:e:i:t:")) != -1) {
+	while ((ch = getopt(argc, argv, "h:p:r:c:n:e:i:t:s")) != -1) {
 		switch (ch) {
 		case 'h':
 			opt->host = optarg;
@@ -174,6 +178,9 @@ static int parse_options(int argc, char **argv, struct options *opt)
 			if (parse_long(optarg, 1, 10000000, &value) < 0)
 				goto bad;
 			opt->idle_count = value;
+			break;
+		case 's':
+			opt->stall = 1;
 			break;
 		case 't':
 			errno = 0;
@@ -402,6 +409,7 @@ static void raise_fd_limit(void)
 enum idle_state { IDLE_UNUSED, IDLE_CONNECTING, IDLE_OPEN, IDLE_GONE };
 
 struct idle {
+	const struct options *opt;
 	int epoll_fd;
 	int *fds;
 	enum idle_state *state;
@@ -419,7 +427,11 @@ static void idle_event(struct idle *idle, long idx, uint32_t events)
 	int fd = idle->fds[idx];
 
 	if (idle->state[idx] == IDLE_CONNECTING) {
-		struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP,
+		/* A stalled reader is sent bytes it never reads: it waits
+		 * for the server's end only (EPOLLIN would never go quiet). */
+		struct epoll_event ev = { .events = idle->opt->stall
+							    ? EPOLLRDHUP
+							    : EPOLLIN | EPOLLRDHUP,
 					  .data.u64 = (uint64_t)idx };
 		int err = 0;
 		socklen_t len = sizeof(err);
@@ -427,6 +439,12 @@ static void idle_event(struct idle *idle, long idx, uint32_t events)
 		idle->connecting--;
 		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 &&
 		    err == 0 && !(events & (EPOLLERR | EPOLLHUP))) {
+			if (idle->opt->stall &&
+			    send(fd, idle->opt->request, idle->opt->request_len,
+				 MSG_NOSIGNAL) != (ssize_t)idle->opt->request_len) {
+				idle->refused++;
+				goto gone;
+			}
 			idle->state[idx] = IDLE_OPEN;
 			idle->opened++;
 			epoll_ctl(idle->epoll_fd, EPOLL_CTL_MOD, fd, &ev);
@@ -438,6 +456,7 @@ static void idle_event(struct idle *idle, long idx, uint32_t events)
 	} else {
 		return;
 	}
+gone:
 	idle->state[idx] = IDLE_GONE;
 	close(fd);
 	idle->fds[idx] = -1;
@@ -456,7 +475,7 @@ static void idle_poll(struct idle *idle, int timeout_ms)
 static int run_idle(const struct options *opt, const struct sockaddr_in *addr)
 {
 	long count = opt->idle_count;
-	struct idle idle = { .epoll_fd = -1 };
+	struct idle idle = { .opt = opt, .epoll_fd = -1 };
 	long started = 0;
 	double deadline_s;
 	int rc = 2;

@@ -993,6 +993,93 @@ START_TEST(workers)
 }
 END_TEST
 
+/* PING on a new connection, its one reply line into LINE. */
+static void ping(int port, char *line, size_t cap)
+{
+	int fd = h_connect(port, LINE_MS), rc;
+	ssize_t n;
+
+	ck_assert_msg(fd >= 0, "connect: %s", h_strerror(fd));
+	rc = h_send_str(fd, "PING\n", LINE_MS);
+	ck_assert_msg(rc == 0, "sending PING: %s", h_strerror(rc));
+	n = h_recv_line(fd, line, cap, LINE_MS);
+	ck_assert_msg(n > 0, "PING: no reply line: %s",
+		      n == 0 ? "connection closed" : h_strerror((int)n));
+	close(fd);
+}
+
+#define DRAIN_PINGS 20
+
+/* SIGTERM to the parent of two workers with limits.drain: each worker
+ * drains, so every PING on a new connection, whichever worker takes it,
+ * answers ERR 503 draining while GETs are served whole; the parent exits 0
+ * once the drain is over. */
+START_TEST(workers_drain)
+{
+	static const char *const draining[] = { "]: info: draining for 2000 ms",
+						NULL };
+	char msg[4096], line[512];
+	pid_t kids[8];
+	int64_t sent, exited;
+	int n, i, rc, status = 0;
+
+	ck_assert_int_eq(h_write_config(&d, "workers=2;limits.drain=2s"), 0);
+	rc = h_start(&d, msg, sizeof(msg));
+	ck_assert_msg(rc == 0, "%s", msg);
+	n = await_children(d.pid, 2, 0, kids);
+	ck_assert_msg(n == 2, "ferryd (pid %d) has %d worker processes, want 2",
+		      (int)d.pid, n);
+	for (i = 0; i < DRAIN_PINGS; i++) {
+		ping(d.port, line, sizeof(line));
+		ck_assert_msg(strcmp(line, "OK") == 0,
+			      "PING before the drain: '%s'", line);
+	}
+
+	ck_assert_int_eq(h_signal(&d, SIGTERM), 0);
+	sent = h_now_ms();
+	/* Both workers have begun draining (the parent forwards the signal,
+	 * and says nothing of draining itself). */
+	ck_assert_msg(h_wait_line(d.diag_log, LINE_MS, line, sizeof(line),
+				  draining) == 0,
+		      "no worker drains: %s", h_diag_tail(&d));
+	while (h_count_lines(d.diag_log, draining[0]) < 2) {
+		ck_assert_msg(h_now_ms() - sent < 1500,
+			      "%d worker(s) draining 1.5 s after SIGTERM: %s",
+			      h_count_lines(d.diag_log, draining[0]),
+			      h_diag_tail(&d));
+		pause_ms(10);
+	}
+	/* New connections spread over both workers (SO_REUSEPORT). */
+	for (i = 0; i < DRAIN_PINGS; i++) {
+		ping(d.port, line, sizeof(line));
+		ck_assert_msg(strcmp(line, "ERR 503 draining") == 0,
+			      "PING %d while draining: '%s'", i, line);
+	}
+	for (i = 0; i < 4; i++)
+		fetch_ok(d.port, "small.bin", H_SMALL_BYTES);
+	ck_assert_msg(h_now_ms() - sent < 1900,
+		      "the drain's requests took %lld ms of its 2 s",
+		      (long long)(h_now_ms() - sent));
+	ck_assert_msg(h_alive(&d), "ferryd exited during the drain");
+	ck_assert_int_eq(children_of(d.pid, kids, 8), 2);
+
+	rc = h_wait_exit(&d, 10000, &status);
+	ck_assert_msg(rc == 0, "ferryd still up 10 s after SIGTERM: %s",
+		      h_diag_tail(&d));
+	exited = h_now_ms();
+	ck_assert_msg(exited - sent >= 1900,
+		      "exit %lld ms after SIGTERM, drain 2 s",
+		      (long long)(exited - sent));
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "exit status 0x%x: %s", status, h_diag_tail(&d));
+	ck_assert_int_eq(h_count_lines(d.transfer_log, "error=draining"),
+			 DRAIN_PINGS);
+	ck_assert_int_eq(h_count_lines(d.diag_log, "]: info: drain over after "
+						   "2000 ms"),
+			 2);
+}
+END_TEST
+
 /* ---- log.flush ------------------------------------------------------------ */
 
 /* With log.flush, lines gather in memory and reach the file within the
@@ -1103,6 +1190,7 @@ static const struct test tests[] = {
 	{ "sample_configs", &sample_configs, 30 },
 	{ "fd_limit", &fd_limit, 30 },
 	{ "workers", &workers, 30 },
+	{ "workers_drain", &workers_drain, 30 },
 	{ "log_flush", &log_flush, 30 },
 	{ "idle_memory", &idle_memory, 60 },
 };

@@ -401,6 +401,164 @@ START_TEST(socket_activation)
 }
 END_TEST
 
+/* A systemd socket whose address is a listen entry with proxy_protocol
+ * takes the entry's flag: a connection without the PROXY header gets ERR
+ * 400 and is closed, one with it is served and logged as the header's
+ * client. A socket whose entry has no flag, and one no entry names, serve
+ * plain requests. */
+START_TEST(socket_activation_proxy)
+{
+	static const char *const served[] = { "client=203.0.113.7:5555",
+					      "path=/small.bin", "status=200",
+					      NULL };
+	char addr[3][64], overrides[512], line[1024], want[96], listening[160];
+	const char *started[] = { "Listening on ", addr[2], NULL };
+	const char *argv[] = { SOCKET_ACTIVATE, "-l", addr[0], "-l", addr[1],
+			       "-l", addr[2], h_ferryd_path(), "-c", d.config,
+			       NULL };
+	uint64_t got = 0;
+	int port[3], fd, rc, i;
+
+	if (access(SOCKET_ACTIVATE, X_OK) != 0) {
+		skip("socket_activation_proxy", SOCKET_ACTIVATE " is missing");
+		return;
+	}
+	for (i = 0; i < 3; i++) {
+		port[i] = free_port();
+		snprintf(addr[i], sizeof(addr[i]), "127.0.0.1:%d", port[i]);
+	}
+	ck_assert_msg(port[0] != port[1] && port[1] != port[2] &&
+			      port[0] != port[2],
+		      "the same free port twice");
+	/* The third socket is in no entry; the config's third entry is
+	 * never bound (listen: is ignored). */
+	snprintf(overrides, sizeof(overrides),
+		 "listen=[{address: \"%s\", proxy_protocol: true}, \"%s\", "
+		 "\"127.0.0.1:0\"]",
+		 addr[0], addr[1]);
+	ck_assert_int_eq(h_write_config(&d, overrides), 0);
+	rc = h_spawn(&d, argv, NULL);
+	ck_assert_msg(rc == 0, "starting %s: %s", SOCKET_ACTIVATE,
+		      h_strerror(rc));
+	ck_assert_msg(h_wait_line(d.diag_log, LINE_MS, line, sizeof(line),
+				  started) == 0,
+		      "%s is not listening on %s: %s", SOCKET_ACTIVATE, addr[2],
+		      h_diag_tail(&d));
+	/* The activating connection, on the PROXY socket, sends nothing
+	 * until ferryd is up (h_await_start's probe sends a header: its
+	 * port is the first socket's). */
+	fd = h_connect(port[0], LINE_MS);
+	ck_assert_msg(fd >= 0, "connect to %s: %s", addr[0], h_strerror(fd));
+	rc = h_await_start(&d, line, sizeof(line));
+	ck_assert_msg(rc == 0, "ferryd after activation: %s", line);
+	ck_assert_int_eq(d.port, port[0]);
+	ck_assert_msg(h_count_lines(d.diag_log, "]: info: using 3 sockets "
+						"from systemd") == 1,
+		      "no 'using 3 sockets from systemd': %s", h_diag_tail(&d));
+	snprintf(listening, sizeof(listening),
+		 "]: info: listening on %s (PROXY protocol)\n", addr[0]);
+	ck_assert_msg(h_count_lines(d.diag_log, listening) == 1,
+		      "no '%s': %s", listening, h_diag_tail(&d));
+	for (i = 1; i < 3; i++) {
+		snprintf(listening, sizeof(listening),
+			 "]: info: listening on %s\n", addr[i]);
+		ck_assert_msg(h_count_lines(d.diag_log, listening) == 1,
+			      "no '%s': %s", listening, h_diag_tail(&d));
+	}
+
+	/* No header on the PROXY socket: refused and closed. */
+	rc = h_send_str(fd, "GET /small.bin\n", LINE_MS);
+	ck_assert_msg(rc == 0, "sending: %s", h_strerror(rc));
+	ck_assert_msg(h_recv_line(fd, line, sizeof(line), LINE_MS) > 0,
+		      "no reply without a PROXY header: %s", h_diag_tail(&d));
+	ck_assert_msg(strncmp(line, "ERR 400 ", 8) == 0,
+		      "without a PROXY header: '%s', want ERR 400", line);
+	rc = h_expect_eof(fd, LINE_MS);
+	ck_assert_msg(rc == 0, "after ERR 400: %s", h_strerror(rc));
+	close(fd);
+	d.fd_baseline--;
+
+	/* With the header: served, and logged as the header's client. */
+	fd = h_connect(port[0], LINE_MS);
+	ck_assert_msg(fd >= 0, "connect to %s: %s", addr[0], h_strerror(fd));
+	rc = h_send_str(fd, "PROXY TCP4 203.0.113.7 127.0.0.1 5555 7070\r\n"
+			    "GET /small.bin\n",
+			LINE_MS);
+	ck_assert_msg(rc == 0, "sending: %s", h_strerror(rc));
+	ck_assert_msg(h_recv_line(fd, line, sizeof(line), LINE_MS) > 0,
+		      "no reply after a PROXY header: %s", h_diag_tail(&d));
+	snprintf(want, sizeof(want), "OK %d %d %d", H_SMALL_BYTES,
+		 H_SMALL_BYTES, H_MTIME);
+	ck_assert_msg(strcmp(line, want) == 0, "got '%s', want '%s'", line,
+		      want);
+	rc = h_recv_compare(fd, h_root_path(&d, "small.bin"), 0, H_SMALL_BYTES,
+			    0, &got, LINE_MS);
+	ck_assert_msg(rc == 0, "small.bin: %s after %llu bytes",
+		      h_strerror(rc), (unsigned long long)got);
+	close(fd);
+	ck_assert_msg(h_wait_line(d.transfer_log, LINE_MS, line, sizeof(line),
+				  served) == 0,
+		      "no transfer log line for client=203.0.113.7:5555");
+
+	/* The entry without the flag, and the socket of no entry: plain. */
+	fetch_ok(port[1], "small.bin", H_SMALL_BYTES);
+	fetch_ok(port[2], "sub/b.bin", 3000);
+}
+END_TEST
+
+/* limits.drain + limits.shutdown_timeout over systemd's TimeoutStopSec (30
+ * s): ferryd -t warns, and still says the configuration is OK; at 30 s or
+ * less it says nothing. */
+START_TEST(stop_timeout_warning)
+{
+	static const struct {
+		const char *overrides;
+		const char *total; /* NULL: no warning */
+	} cases[] = {
+		{ "limits.drain=25s;limits.shutdown_timeout=10s", "35000 ms" },
+		{ "limits.drain=0s;limits.shutdown_timeout=31s", "31000 ms" },
+		{ "limits.drain=20s;limits.shutdown_timeout=10s", NULL },
+		{ "limits.drain=5s;limits.shutdown_timeout=10s", NULL },
+	};
+	const char *argv[] = { "ferryd", "-t", "-c", d.config, NULL };
+	size_t i;
+
+	for (i = 0; i < COUNT(cases); i++) {
+		char want[160], *out = NULL, *err = NULL;
+		int rc, status = 0;
+
+		ck_assert_int_eq(h_write_config(&d, cases[i].overrides), 0);
+		rc = h_run_ferryd(&d, argv, 10000, &status, &out, &err);
+		ck_assert_msg(rc == 0, "running ferryd -t: %s", h_strerror(rc));
+		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+			      "%s: ferryd -t status 0x%x: %s",
+			      cases[i].overrides, status, err);
+		ck_assert_msg(strcmp(out, "configuration OK\n") == 0,
+			      "%s: ferryd -t printed '%s'", cases[i].overrides,
+			      out);
+		if (cases[i].total != NULL) {
+			snprintf(want, sizeof(want),
+				 "warn: limits.drain + limits.shutdown_timeout "
+				 "is %s, more than the 30000 ms",
+				 cases[i].total);
+			ck_assert_msg(strstr(err, want) != NULL &&
+					      strstr(err, "TimeoutStopSec") !=
+						      NULL,
+				      "%s: no '%s' on stderr: '%s'",
+				      cases[i].overrides, want, err);
+		} else {
+			ck_assert_msg(strstr(err, "TimeoutStopSec") == NULL &&
+					      strstr(err, "limits.drain") ==
+						      NULL,
+				      "%s: a warning at 30 s or less: '%s'",
+				      cases[i].overrides, err);
+		}
+		free(out);
+		free(err);
+	}
+}
+END_TEST
+
 /* ---- privileges -------------------------------------------------------- */
 
 START_TEST(root_refused)
@@ -1184,6 +1342,8 @@ struct test {
 static const struct test tests[] = {
 	{ "notify", &notify, 30 },
 	{ "socket_activation", &socket_activation, 30 },
+	{ "socket_activation_proxy", &socket_activation_proxy, 30 },
+	{ "stop_timeout_warning", &stop_timeout_warning, 30 },
 	{ "root_refused", &root_refused, 30 },
 	{ "user_nobody", &user_nobody, 30 },
 	{ "logrotate", &logrotate, 60 },

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -791,6 +792,256 @@ START_TEST(metrics_many)
 }
 END_TEST
 
+/* ---- refusals, send timeouts, accept pauses -------------------------------- */
+
+/* The first line on FD, within LINE_MS. */
+static void recv_line_ok(int fd, char *line, size_t cap, const char *what)
+{
+	ssize_t n = h_recv_line(fd, line, cap, LINE_MS);
+
+	ck_assert_msg(n > 0, "%s: no reply line: %s", what,
+		      n == 0 ? "connection closed" : h_strerror((int)n));
+}
+
+/* limits.connections is 1: with one connection held, the next is refused
+ * with ERR 503, counted once as a refusal and once as a request. */
+START_TEST(metrics_refused_503)
+{
+	static struct exposition base, a;
+	char line[512];
+	int held, fd, rc;
+
+	/* h_start's probe must be forgotten, or it takes the one slot. */
+	settle();
+	scrape_checked(&base);
+	held = h_connect(d.port, LINE_MS);
+	ck_assert_msg(held >= 0, "connect: %s", h_strerror(held));
+	ck_assert_int_eq(h_send_str(held, "PING\n", LINE_MS), 0);
+	recv_line_ok(held, line, sizeof line, "PING on the held connection");
+	ck_assert_str_eq(line, "OK");
+
+	fd = h_connect(d.port, LINE_MS);
+	ck_assert_msg(fd >= 0, "connect: %s", h_strerror(fd));
+	recv_line_ok(fd, line, sizeof line, "the connection over the limit");
+	ck_assert_msg(strncmp(line, "ERR 503 ", 8) == 0,
+		      "over limits.connections: '%s', want ERR 503", line);
+	rc = h_expect_eof(fd, LINE_MS);
+	ck_assert_msg(rc == 0, "after ERR 503: %s", h_strerror(rc));
+	close(fd);
+
+	scrape_checked(&a);
+	ck_assert_double_eq(delta(&base, &a, "ferry_refusals_total{code=\"503\"}"), 1);
+	ck_assert_double_eq(delta(&base, &a, "ferry_refusals_total{code=\"429\"}"), 0);
+	ck_assert_double_eq(delta(&base, &a,
+				  "ferry_requests_total{status=\"503\",mode=\"-\"}"),
+			    1);
+	/* The PING on the held connection, and nothing else served. */
+	ck_assert_double_eq(delta(&base, &a,
+				  "ferry_requests_total{status=\"200\",mode=\"ping\"}"),
+			    1);
+	ck_assert_double_eq(delta(&base, &a, "ferry_send_timeouts_total"), 0);
+	close(held);
+	settle();
+	/* The slot is free again: served, and no more refusals counted. */
+	fetch_ok("one.bin", 1);
+	scrape_checked(&base);
+	ck_assert_double_eq(delta(&a, &base, "ferry_refusals_total{code=\"503\"}"), 0);
+}
+END_TEST
+
+/* A client asks for the 100 MiB file and never reads: closed after
+ * limits.send_timeout (1 s), counted once. */
+START_TEST(metrics_send_timeout)
+{
+	static const char *const needles[] = { "path=/big.bin", "status=408",
+					       "error=send-timeout", NULL };
+	static struct exposition base, a;
+	char line[1024], *rest = NULL;
+	size_t len = 0;
+	int fd, rc;
+	int64_t sent;
+
+	scrape_checked(&base);
+	fd = h_connect(d.port, LINE_MS);
+	ck_assert_msg(fd >= 0, "connect: %s", h_strerror(fd));
+	ck_assert_int_eq(h_send_str(fd, "GET /big.bin\n", LINE_MS), 0);
+	sent = h_now_ms();
+	/* 1 s without progress, then the check's own period: well within
+	 * 10 s. */
+	rc = h_wait_line(d.transfer_log, 10000, line, sizeof line, needles);
+	ck_assert_msg(rc == 0, "no status=408 send-timeout line: %s",
+		      h_diag_tail(&d));
+	ck_assert_msg(h_now_ms() - sent >= 900,
+		      "send timeout after %lld ms, limit 1 s",
+		      (long long)(h_now_ms() - sent));
+	/* The server let go of the socket while the client still held it
+	 * (the default socket buffers hold far less than 100 MiB). */
+	await_fds(d.fd_baseline, LINE_MS);
+	/* What the kernel had queued, then the end (or a reset), never the
+	 * whole file. */
+	rc = h_recv_all(fd, &rest, &len, H_BIG_BYTES + 1024, 10000);
+	ck_assert_msg(rc == 0 || rc == -ECONNRESET,
+		      "reading after the send timeout: %s after %zu bytes; "
+		      "ferryd holds %s", h_strerror(rc), len, h_fd_list(d.pid));
+	ck_assert_msg(len < H_BIG_BYTES, "the stalled client got %zu bytes",
+		      len);
+	free(rest);
+	close(fd);
+
+	scrape_checked(&a);
+	ck_assert_double_eq(delta(&base, &a, "ferry_send_timeouts_total"), 1);
+	ck_assert_double_eq(delta(&base, &a,
+				  "ferry_requests_total{status=\"408\",mode=\"sendfile\"}"),
+			    1);
+	ck_assert_double_eq(delta(&base, &a, "ferry_transfers_in_flight"), 0);
+	ck_assert_double_eq(value_of(&a, "ferry_transfers_in_flight"), 0);
+	ck_assert_double_eq(delta(&base, &a, "ferry_refusals_total{code=\"503\"}"), 0);
+}
+END_TEST
+
+#define PAUSE_CLIENTS 100
+
+/* What a new connection that sent PING hears within 1 s: 1 for "OK", 0
+ * for ERR 503 (the connection closed), -1 for nothing (it waits in the
+ * backlog; kept open in *WAITING). */
+static int probe_client(int *waiting)
+{
+	char line[512];
+	ssize_t got;
+	int fd = h_connect(d.port, LINE_MS);
+
+	ck_assert_msg(fd >= 0, "connect: %s", h_strerror(fd));
+	ck_assert_int_eq(h_send_str(fd, "PING\n", LINE_MS), 0);
+	got = h_recv_line(fd, line, sizeof line, 1000);
+	if (got == -ETIMEDOUT) {
+		*waiting = fd;
+		return -1;
+	}
+	ck_assert_msg(got > 0, "PING: %s",
+		      got == 0 ? "closed" : h_strerror((int)got));
+	if (strcmp(line, "OK") == 0) {
+		*waiting = fd;
+		return 1;
+	}
+	ck_assert_msg(strncmp(line, "ERR 503 ", 8) == 0, "PING: '%s'", line);
+	close(fd);
+	return 0;
+}
+
+/* Under RLIMIT_NOFILE 64, idle clients are kept (PING answered) until the
+ * descriptor budget is tight and the next one is refused; then each kept
+ * client opens the 100 MiB file (a GET it does not read), one more
+ * descriptor each, until a new client gets no answer: accepting paused.
+ * Nothing is released meanwhile, so it pauses once, counted once. */
+START_TEST(metrics_accept_pause)
+{
+	static struct exposition base, a, b;
+	const struct rlimit nofile = { 64, 64 };
+	const char *argv[] = { h_ferryd_path(), "-c", d.config, NULL };
+	int fds[PAUSE_CLIENTS], n = 0, opened = 0, refused = 0, i, rc, r;
+	int waiting = -1;
+	char msg[4096], line[512], want[128];
+
+	rc = h_spawn(&d, argv, &nofile);
+	ck_assert_msg(rc == 0, "starting ferryd: %s", h_strerror(rc));
+	rc = h_await_start(&d, msg, sizeof msg);
+	ck_assert_msg(rc == 0, "ferryd under RLIMIT_NOFILE 64: %s", msg);
+	metrics_port = read_metrics_port();
+	one_per_client = true;
+	settle();
+	one_per_client = false;
+	scrape_checked(&base);
+	ck_assert_double_eq(value_of(&base, "ferry_accept_pauses_total"), 0);
+
+	/* Idle clients until the first refusal. */
+	for (;;) {
+		ck_assert_msg(n < PAUSE_CLIENTS, "%d clients kept under "
+						 "RLIMIT_NOFILE 64", n);
+		r = probe_client(&fds[n]);
+		if (r == 1) {
+			n++;
+			continue;
+		}
+		ck_assert_msg(r == 0, "accepting paused after %d idle clients, "
+				      "before any refusal", n);
+		refused++;
+		break;
+	}
+	/* Then one more descriptor at a time, a refused probe after each. */
+	snprintf(want, sizeof want, "OK %llu %llu %d",
+		 (unsigned long long)H_BIG_BYTES,
+		 (unsigned long long)H_BIG_BYTES, H_MTIME);
+	for (;;) {
+		ck_assert_msg(opened < n, "all %d kept clients hold a file and "
+					  "accepting never paused",
+			      n);
+		ck_assert_int_eq(h_send_str(fds[opened], "GET /big.bin\n",
+					    LINE_MS),
+				 0);
+		recv_line_ok(fds[opened], line, sizeof line, "GET /big.bin");
+		ck_assert_str_eq(line, want);
+		opened++;
+		r = probe_client(&waiting);
+		ck_assert_msg(r != 1, "a client was kept after a refusal");
+		if (r < 0)
+			break;
+		refused++;
+	}
+	/* The waiting one goes before accepting resumes: whatever comes
+	 * after cannot take the budget back to its end. */
+	close(waiting);
+
+	scrape_checked(&a);
+	ck_assert_double_eq(delta(&base, &a, "ferry_accept_pauses_total"), 1);
+	ck_assert_double_eq(delta(&base, &a, "ferry_refusals_total{code=\"503\"}"),
+			    refused);
+	ck_assert_double_eq(delta(&base, &a,
+				  "ferry_requests_total{status=\"200\",mode=\"ping\"}"),
+			    n);
+	ck_assert_double_eq(value_of(&a, "ferry_transfers_in_flight"), opened);
+
+	for (i = 0; i < n; i++)
+		close(fds[i]);
+	await_fds(d.fd_baseline, LINE_MS);
+	/* Accepting again, and still one pause. */
+	fetch_ok("small.bin", H_SMALL_BYTES);
+	scrape_checked(&b);
+	ck_assert_double_eq(delta(&base, &b, "ferry_accept_pauses_total"), 1);
+	fprintf(stderr, "check_metrics: metrics_accept_pause: %d idle clients "
+			"kept, %d refused, paused after %d opened a file\n",
+		n, refused, opened);
+}
+END_TEST
+
+static void setup_one_connection(void)
+{
+	one_per_client = true;
+	start_with("metrics.listen=127.0.0.1:0;limits.connections=1");
+}
+
+static void setup_send_timeout(void)
+{
+	one_per_client = false;
+	start_with("metrics.listen=127.0.0.1:0;limits.send_timeout=1s");
+}
+
+/* The test dir and config only: metrics_accept_pause starts ferryd itself,
+ * under its own open file limit. */
+static void setup_pause(void)
+{
+	int rc;
+
+	one_per_client = false;
+	rc = h_setup(&d, "sendfile");
+	ck_assert_msg(rc == 0, "test dir: %s", h_strerror(rc));
+	/* Limits far above what 64 descriptors allow: the budget decides. */
+	rc = h_write_config(&d, "metrics.listen=127.0.0.1:0;"
+				"limits.connections=1000;"
+				"limits.per_client=1000;"
+				"limits.request_timeout=60s");
+	ck_assert_msg(rc == 0, "config: %s", h_strerror(rc));
+}
+
 static const struct fixture_test tests[] = {
 	{ "metrics_counts", &metrics_counts, 60 },
 	{ "metrics_http", &metrics_http, 30 },
@@ -807,6 +1058,18 @@ static const struct fixture_test worker_tests[] = {
 	{ "metrics_workers", &metrics_workers, 60 },
 };
 
+static const struct fixture_test refusal_tests[] = {
+	{ "metrics_refused_503", &metrics_refused_503, 30 },
+};
+
+static const struct fixture_test timeout_tests[] = {
+	{ "metrics_send_timeout", &metrics_send_timeout, 30 },
+};
+
+static const struct fixture_test pause_tests[] = {
+	{ "metrics_accept_pause", &metrics_accept_pause, 30 },
+};
+
 int main(void)
 {
 	Suite *s = suite_create("metrics");
@@ -816,5 +1079,11 @@ int main(void)
 			  COUNT(hostile_tests));
 	fixture_add_tests(s, "sendfile", setup_workers, teardown, worker_tests,
 			  COUNT(worker_tests));
+	fixture_add_tests(s, "sendfile", setup_one_connection, teardown,
+			  refusal_tests, COUNT(refusal_tests));
+	fixture_add_tests(s, "sendfile", setup_send_timeout, teardown,
+			  timeout_tests, COUNT(timeout_tests));
+	fixture_add_tests(s, "sendfile", setup_pause, teardown, pause_tests,
+			  COUNT(pause_tests));
 	return fixture_run("check_metrics", s);
 }

@@ -401,6 +401,164 @@ START_TEST(socket_activation)
 }
 END_TEST
 
+/* A systemd socket whose address is a listen entry with proxy_protocol
+ * takes the entry's flag: a connection without the PROXY header gets ERR
+ * 400 and is closed, one with it is served and logged as the header's
+ * client. A socket whose entry has no flag, and one no entry names, serve
+ * plain requests. */
+START_TEST(socket_activation_proxy)
+{
+	static const char *const served[] = { "client=203.0.113.7:5555",
+					      "path=/small.bin", "status=200",
+					      NULL };
+	char addr[3][64], overrides[512], line[1024], want[96], listening[160];
+	const char *started[] = { "Listening on ", addr[2], NULL };
+	const char *argv[] = { SOCKET_ACTIVATE, "-l", addr[0], "-l", addr[1],
+			       "-l", addr[2], h_ferryd_path(), "-c", d.config,
+			       NULL };
+	uint64_t got = 0;
+	int port[3], fd, rc, i;
+
+	if (access(SOCKET_ACTIVATE, X_OK) != 0) {
+		skip("socket_activation_proxy", SOCKET_ACTIVATE " is missing");
+		return;
+	}
+	for (i = 0; i < 3; i++) {
+		port[i] = free_port();
+		snprintf(addr[i], sizeof(addr[i]), "127.0.0.1:%d", port[i]);
+	}
+	ck_assert_msg(port[0] != port[1] && port[1] != port[2] &&
+			      port[0] != port[2],
+		      "the same free port twice");
+	/* The third socket is in no entry; the config's third entry is
+	 * never bound (listen: is ignored). */
+	snprintf(overrides, sizeof(overrides),
+		 "listen=[{address: \"%s\", proxy_protocol: true}, \"%s\", "
+		 "\"127.0.0.1:0\"]",
+		 addr[0], addr[1]);
+	ck_assert_int_eq(h_write_config(&d, overrides), 0);
+	rc = h_spawn(&d, argv, NULL);
+	ck_assert_msg(rc == 0, "starting %s: %s", SOCKET_ACTIVATE,
+		      h_strerror(rc));
+	ck_assert_msg(h_wait_line(d.diag_log, LINE_MS, line, sizeof(line),
+				  started) == 0,
+		      "%s is not listening on %s: %s", SOCKET_ACTIVATE, addr[2],
+		      h_diag_tail(&d));
+	/* The activating connection, on the PROXY socket, sends nothing
+	 * until ferryd is up (h_await_start's probe sends a header: its
+	 * port is the first socket's). */
+	fd = h_connect(port[0], LINE_MS);
+	ck_assert_msg(fd >= 0, "connect to %s: %s", addr[0], h_strerror(fd));
+	rc = h_await_start(&d, line, sizeof(line));
+	ck_assert_msg(rc == 0, "ferryd after activation: %s", line);
+	ck_assert_int_eq(d.port, port[0]);
+	ck_assert_msg(h_count_lines(d.diag_log, "]: info: using 3 sockets "
+						"from systemd") == 1,
+		      "no 'using 3 sockets from systemd': %s", h_diag_tail(&d));
+	snprintf(listening, sizeof(listening),
+		 "]: info: listening on %s (PROXY protocol)\n", addr[0]);
+	ck_assert_msg(h_count_lines(d.diag_log, listening) == 1,
+		      "no '%s': %s", listening, h_diag_tail(&d));
+	for (i = 1; i < 3; i++) {
+		snprintf(listening, sizeof(listening),
+			 "]: info: listening on %s\n", addr[i]);
+		ck_assert_msg(h_count_lines(d.diag_log, listening) == 1,
+			      "no '%s': %s", listening, h_diag_tail(&d));
+	}
+
+	/* No header on the PROXY socket: refused and closed. */
+	rc = h_send_str(fd, "GET /small.bin\n", LINE_MS);
+	ck_assert_msg(rc == 0, "sending: %s", h_strerror(rc));
+	ck_assert_msg(h_recv_line(fd, line, sizeof(line), LINE_MS) > 0,
+		      "no reply without a PROXY header: %s", h_diag_tail(&d));
+	ck_assert_msg(strncmp(line, "ERR 400 ", 8) == 0,
+		      "without a PROXY header: '%s', want ERR 400", line);
+	rc = h_expect_eof(fd, LINE_MS);
+	ck_assert_msg(rc == 0, "after ERR 400: %s", h_strerror(rc));
+	close(fd);
+	d.fd_baseline--;
+
+	/* With the header: served, and logged as the header's client. */
+	fd = h_connect(port[0], LINE_MS);
+	ck_assert_msg(fd >= 0, "connect to %s: %s", addr[0], h_strerror(fd));
+	rc = h_send_str(fd, "PROXY TCP4 203.0.113.7 127.0.0.1 5555 7070\r\n"
+			    "GET /small.bin\n",
+			LINE_MS);
+	ck_assert_msg(rc == 0, "sending: %s", h_strerror(rc));
+	ck_assert_msg(h_recv_line(fd, line, sizeof(line), LINE_MS) > 0,
+		      "no reply after a PROXY header: %s", h_diag_tail(&d));
+	snprintf(want, sizeof(want), "OK %d %d %d", H_SMALL_BYTES,
+		 H_SMALL_BYTES, H_MTIME);
+	ck_assert_msg(strcmp(line, want) == 0, "got '%s', want '%s'", line,
+		      want);
+	rc = h_recv_compare(fd, h_root_path(&d, "small.bin"), 0, H_SMALL_BYTES,
+			    0, &got, LINE_MS);
+	ck_assert_msg(rc == 0, "small.bin: %s after %llu bytes",
+		      h_strerror(rc), (unsigned long long)got);
+	close(fd);
+	ck_assert_msg(h_wait_line(d.transfer_log, LINE_MS, line, sizeof(line),
+				  served) == 0,
+		      "no transfer log line for client=203.0.113.7:5555");
+
+	/* The entry without the flag, and the socket of no entry: plain. */
+	fetch_ok(port[1], "small.bin", H_SMALL_BYTES);
+	fetch_ok(port[2], "sub/b.bin", 3000);
+}
+END_TEST
+
+/* limits.drain + limits.shutdown_timeout over systemd's TimeoutStopSec (30
+ * s): ferryd -t warns, and still says the configuration is OK; at 30 s or
+ * less it says nothing. */
+START_TEST(stop_timeout_warning)
+{
+	static const struct {
+		const char *overrides;
+		const char *total; /* NULL: no warning */
+	} cases[] = {
+		{ "limits.drain=25s;limits.shutdown_timeout=10s", "35000 ms" },
+		{ "limits.drain=0s;limits.shutdown_timeout=31s", "31000 ms" },
+		{ "limits.drain=20s;limits.shutdown_timeout=10s", NULL },
+		{ "limits.drain=5s;limits.shutdown_timeout=10s", NULL },
+	};
+	const char *argv[] = { "ferryd", "-t", "-c", d.config, NULL };
+	size_t i;
+
+	for (i = 0; i < COUNT(cases); i++) {
+		char want[160], *out = NULL, *err = NULL;
+		int rc, status = 0;
+
+		ck_assert_int_eq(h_write_config(&d, cases[i].overrides), 0);
+		rc = h_run_ferryd(&d, argv, 10000, &status, &out, &err);
+		ck_assert_msg(rc == 0, "running ferryd -t: %s", h_strerror(rc));
+		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+			      "%s: ferryd -t status 0x%x: %s",
+			      cases[i].overrides, status, err);
+		ck_assert_msg(strcmp(out, "configuration OK\n") == 0,
+			      "%s: ferryd -t printed '%s'", cases[i].overrides,
+			      out);
+		if (cases[i].total != NULL) {
+			snprintf(want, sizeof(want),
+				 "warn: limits.drain + limits.shutdown_timeout "
+				 "is %s, more than the 30000 ms",
+				 cases[i].total);
+			ck_assert_msg(strstr(err, want) != NULL &&
+					      strstr(err, "TimeoutStopSec") !=
+						      NULL,
+				      "%s: no '%s' on stderr: '%s'",
+				      cases[i].overrides, want, err);
+		} else {
+			ck_assert_msg(strstr(err, "TimeoutStopSec") == NULL &&
+					      strstr(err, "limits.drain") ==
+						      NULL,
+				      "%s: a warning at 30 s or less: '%s'",
+				      cases[i].overrides, err);
+		}
+		free(out);
+		free(err);
+	}
+}
+END_TEST
+
 /* ---- privileges -------------------------------------------------------- */
 
 START_TEST(root_refused)
@@ -993,6 +1151,93 @@ START_TEST(workers)
 }
 END_TEST
 
+/* PING on a new connection, its one reply line into LINE. */
+static void ping(int port, char *line, size_t cap)
+{
+	int fd = h_connect(port, LINE_MS), rc;
+	ssize_t n;
+
+	ck_assert_msg(fd >= 0, "connect: %s", h_strerror(fd));
+	rc = h_send_str(fd, "PING\n", LINE_MS);
+	ck_assert_msg(rc == 0, "sending PING: %s", h_strerror(rc));
+	n = h_recv_line(fd, line, cap, LINE_MS);
+	ck_assert_msg(n > 0, "PING: no reply line: %s",
+		      n == 0 ? "connection closed" : h_strerror((int)n));
+	close(fd);
+}
+
+#define DRAIN_PINGS 20
+
+/* SIGTERM to the parent of two workers with limits.drain: each worker
+ * drains, so every PING on a new connection, whichever worker takes it,
+ * answers ERR 503 draining while GETs are served whole; the parent exits 0
+ * once the drain is over. */
+START_TEST(workers_drain)
+{
+	static const char *const draining[] = { "]: info: draining for 2000 ms",
+						NULL };
+	char msg[4096], line[512];
+	pid_t kids[8];
+	int64_t sent, exited;
+	int n, i, rc, status = 0;
+
+	ck_assert_int_eq(h_write_config(&d, "workers=2;limits.drain=2s"), 0);
+	rc = h_start(&d, msg, sizeof(msg));
+	ck_assert_msg(rc == 0, "%s", msg);
+	n = await_children(d.pid, 2, 0, kids);
+	ck_assert_msg(n == 2, "ferryd (pid %d) has %d worker processes, want 2",
+		      (int)d.pid, n);
+	for (i = 0; i < DRAIN_PINGS; i++) {
+		ping(d.port, line, sizeof(line));
+		ck_assert_msg(strcmp(line, "OK") == 0,
+			      "PING before the drain: '%s'", line);
+	}
+
+	ck_assert_int_eq(h_signal(&d, SIGTERM), 0);
+	sent = h_now_ms();
+	/* Both workers have begun draining (the parent forwards the signal,
+	 * and says nothing of draining itself). */
+	ck_assert_msg(h_wait_line(d.diag_log, LINE_MS, line, sizeof(line),
+				  draining) == 0,
+		      "no worker drains: %s", h_diag_tail(&d));
+	while (h_count_lines(d.diag_log, draining[0]) < 2) {
+		ck_assert_msg(h_now_ms() - sent < 1500,
+			      "%d worker(s) draining 1.5 s after SIGTERM: %s",
+			      h_count_lines(d.diag_log, draining[0]),
+			      h_diag_tail(&d));
+		pause_ms(10);
+	}
+	/* New connections spread over both workers (SO_REUSEPORT). */
+	for (i = 0; i < DRAIN_PINGS; i++) {
+		ping(d.port, line, sizeof(line));
+		ck_assert_msg(strcmp(line, "ERR 503 draining") == 0,
+			      "PING %d while draining: '%s'", i, line);
+	}
+	for (i = 0; i < 4; i++)
+		fetch_ok(d.port, "small.bin", H_SMALL_BYTES);
+	ck_assert_msg(h_now_ms() - sent < 1900,
+		      "the drain's requests took %lld ms of its 2 s",
+		      (long long)(h_now_ms() - sent));
+	ck_assert_msg(h_alive(&d), "ferryd exited during the drain");
+	ck_assert_int_eq(children_of(d.pid, kids, 8), 2);
+
+	rc = h_wait_exit(&d, 10000, &status);
+	ck_assert_msg(rc == 0, "ferryd still up 10 s after SIGTERM: %s",
+		      h_diag_tail(&d));
+	exited = h_now_ms();
+	ck_assert_msg(exited - sent >= 1900,
+		      "exit %lld ms after SIGTERM, drain 2 s",
+		      (long long)(exited - sent));
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "exit status 0x%x: %s", status, h_diag_tail(&d));
+	ck_assert_int_eq(h_count_lines(d.transfer_log, "error=draining"),
+			 DRAIN_PINGS);
+	ck_assert_int_eq(h_count_lines(d.diag_log, "]: info: drain over after "
+						   "2000 ms"),
+			 2);
+}
+END_TEST
+
 /* ---- log.flush ------------------------------------------------------------ */
 
 /* With log.flush, lines gather in memory and reach the file within the
@@ -1097,12 +1342,15 @@ struct test {
 static const struct test tests[] = {
 	{ "notify", &notify, 30 },
 	{ "socket_activation", &socket_activation, 30 },
+	{ "socket_activation_proxy", &socket_activation_proxy, 30 },
+	{ "stop_timeout_warning", &stop_timeout_warning, 30 },
 	{ "root_refused", &root_refused, 30 },
 	{ "user_nobody", &user_nobody, 30 },
 	{ "logrotate", &logrotate, 60 },
 	{ "sample_configs", &sample_configs, 30 },
 	{ "fd_limit", &fd_limit, 30 },
 	{ "workers", &workers, 30 },
+	{ "workers_drain", &workers_drain, 30 },
 	{ "log_flush", &log_flush, 30 },
 	{ "idle_memory", &idle_memory, 60 },
 };

@@ -132,6 +132,9 @@ void buffered_start(struct transfer *t);
  * client got. Nothing for a transfer that has no buffer being written. */
 void buffered_count_cut(struct transfer *t);
 
+/* The transfer is freed: its buffers go back to the engine's pool. */
+void buffered_free(struct transfer *t);
+
 /* The SUM engine (engine_sum.c), for a SUM whose file is open (T->file_fd,
  * T->st): answers "OK sha256 HEX SIZE MTIME" from the digest cache, or
  * hashes the file in threadpool jobs first (T->sent counts the bytes

@@ -22,6 +22,49 @@
 
 static void buffered_pump(struct transfer *t);
 
+/* Buffers of freed transfers, kept for the next ones: a fresh 256 KiB
+ * malloc is an mmap (above glibc's threshold) whose pages fault in one by
+ * one, 79 faults per 1 MiB fetch at 100 connections, and a recycled buffer
+ * is still in the cache. At most FERRY_BUFFER_POOL are kept (8 MiB at the
+ * default size), of one size: a reload that changes transfer.buffer
+ * empties it. The loop's alone, as everything here. */
+#define FERRY_BUFFER_POOL 32
+
+static struct {
+	char *free[FERRY_BUFFER_POOL];
+	unsigned count;
+	size_t bytes;
+} pool;
+
+static char *buffer_get(size_t bytes)
+{
+	if (pool.count > 0 && pool.bytes == bytes)
+		return pool.free[--pool.count];
+	return malloc(bytes);
+}
+
+static void buffer_put(char *buf, size_t bytes)
+{
+	if (buf == NULL)
+		return;
+	if (pool.bytes != bytes) {
+		while (pool.count > 0)
+			free(pool.free[--pool.count]);
+		pool.bytes = bytes;
+	}
+	if (pool.count < FERRY_BUFFER_POOL)
+		pool.free[pool.count++] = buf;
+	else
+		free(buf);
+}
+
+void buffered_free(struct transfer *t)
+{
+	buffer_put(t->buf[0], t->buffer_bytes);
+	buffer_put(t->buf[1], t->buffer_bytes);
+	t->buf[0] = t->buf[1] = NULL;
+}
+
 /* Buffer I holds N more bytes (or the file ended: N == 0). */
 static void filled(struct transfer *t, int i, size_t n)
 {
@@ -135,7 +178,7 @@ static bool start_read(struct transfer *t)
 			return !conn_closing(c);
 	}
 	if (t->buf[i] == NULL) {
-		t->buf[i] = malloc(t->buffer_bytes);
+		t->buf[i] = buffer_get(t->buffer_bytes);
 		if (t->buf[i] == NULL) {
 			transfer_fail(t, 500, "out-of-memory");
 			return false;
@@ -159,19 +202,60 @@ static bool start_read(struct transfer *t)
 	return true;
 }
 
-/* Starts the next read and the next write, if their buffers are ready, and
- * ends the transfer when everything has been written. */
+/* Buffers one pump writes with uv_try_write, each read again at once into
+ * the buffer just written (still in the cache), before the other clients
+ * get a turn: 1 MiB at the default size. */
+#define FERRY_PUMP_BUFFERS 4
+
+/* Starts the next reads and writes, as their buffers are ready, and ends the
+ * transfer when everything has been written. A transfer of at most
+ * FERRY_PUMP_BUFFERS buffers is written on while the socket takes each
+ * whole buffer at once (uv_try_write), reading the next into the buffer
+ * just written, as nginx does: a 1 MiB file in one turn. What the socket
+ * does not take goes to uv_write, whose callback pumps again. */
 static void buffered_pump(struct transfer *t)
 {
 	struct conn *c = t->conn;
-	int j = t->next_write;
-	int rc;
+	/* Only a transfer that fits in one turn: a longer one writing on
+	 * this way measured slower (big files, 20 clients: 2.7 GB/s against
+	 * 4.5 GB/s), as it fills its socket up to TCP_NOTSENT_LOWAT in
+	 * bursts instead of keeping a buffer read ahead. */
+	bool whole_turn = t->length <= FERRY_PUMP_BUFFERS * t->buffer_bytes;
+	unsigned turns = 0;
+	uv_buf_t b;
+	int j, rc;
 
-	if (!start_read(t))
-		return;
-	if (t->buf_state[j] == BUF_FULL) {
-		uv_buf_t b = uv_buf_init(t->buf[j], (unsigned)t->buf_fill[j]);
-
+	for (;;) {
+		if (!start_read(t))
+			return;
+		j = t->next_write;
+		if (t->buf_state[j] != BUF_FULL)
+			break;
+		b = uv_buf_init(t->buf[j], (unsigned)t->buf_fill[j]);
+		if (whole_turn && turns < FERRY_PUMP_BUFFERS &&
+		    !t->header_writing) {
+			rc = uv_try_write(conn_stream(c), &b, 1);
+			if (rc == (int)b.len) {
+				t->sent += b.len;
+				t->buf_state[j] = BUF_FREE;
+				t->next_write ^= 1;
+				conn_progress(c);
+				turns++;
+				continue;
+			}
+			if (rc > 0) {
+				/* The rest goes by uv_write; buf_fill is
+				 * what it holds, as write_cb and
+				 * buffered_count_cut expect. */
+				t->sent += (uint64_t)rc;
+				b = uv_buf_init(t->buf[j] + rc, b.len - (unsigned)rc);
+				t->buf_fill[j] = b.len;
+				conn_progress(c);
+			} else if (rc != UV_EAGAIN) {
+				transfer_fail_errno(t, rc);
+				return;
+			}
+		}
 		t->write_req.data = t;
 		rc = uv_write(&t->write_req, conn_stream(c), &b, 1,
 			      buffered_write_cb);
@@ -183,6 +267,7 @@ static void buffered_pump(struct transfer *t)
 		/* The other buffer may fill now, from the page cache. */
 		if (!start_read(t))
 			return;
+		break;
 	}
 	if (t->header_writing || t->buf_state[0] != BUF_FREE ||
 	    t->buf_state[1] != BUF_FREE)
@@ -216,6 +301,19 @@ void buffered_start(struct transfer *t)
 		uv_buf_t b = uv_buf_init(t->header, (unsigned)t->header_len);
 		int rc;
 
+		t->first_byte_ns = uv_hrtime();
+		rc = uv_try_write(conn_stream(t->conn), &b, 1);
+		if (rc == (int)b.len) {
+			t->header_sent = t->header_len;
+			buffered_pump(t);
+			return;
+		}
+		if (rc > 0)
+			b = uv_buf_init(t->header + rc, b.len - (unsigned)rc);
+		else if (rc != UV_EAGAIN) {
+			transfer_fail_errno(t, rc);
+			return;
+		}
 		t->header_req.data = t;
 		rc = uv_write(&t->header_req, conn_stream(t->conn), &b, 1,
 			      header_write_cb);
@@ -224,7 +322,6 @@ void buffered_start(struct transfer *t)
 			return;
 		}
 		t->header_writing = true;
-		t->first_byte_ns = uv_hrtime();
 	}
 	buffered_pump(t);
 }

@@ -482,8 +482,7 @@ void transfer_free(struct transfer *t)
 		close(t->file_fd);
 		budget_release(t->budget, 1);
 	}
-	free(t->buf[0]);
-	free(t->buf[1]);
+	buffered_free(t);
 	listing_free(t->listing);
 	free(t->list_buf);
 	sum_free(t);

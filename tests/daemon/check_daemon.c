@@ -323,6 +323,36 @@ START_TEST(get_evicted)
 }
 END_TEST
 
+/* A reader that takes its bytes slowly: the socket fills under the
+ * server's writes (the buffered engine's whole-buffer writes are then cut
+ * short and finished by uv_write), and every byte still arrives, in order,
+ * and the next request on the connection is answered after it. */
+START_TEST(get_slow_reader)
+{
+	const uint64_t size = 800 * 1024;
+	const char *path = h_root_path(&d, "slow.bin");
+	struct timespec ts[2] = { { H_MTIME, 0 }, { H_MTIME, 0 } };
+	int fd, small = 4096;
+
+	ck_assert_int_eq(h_write_random(path, size, 91), 0);
+	ck_assert_int_eq(utimensat(AT_FDCWD, path, ts, 0), 0);
+	fd = connect_ok();
+	ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small,
+				    sizeof small),
+			 0);
+	send_ok(fd, "GET /slow.bin\nGET /slow.bin 1000\n");
+	/* Long enough for the server to meet the full socket. */
+	usleep(200 * 1000);
+	expect_ok(fd, size, size, "the slow reader's first GET");
+	expect_bytes(fd, "slow.bin", 0, size, "the slow reader's first GET");
+	expect_ok(fd, size - 1000, size, "the slow reader's second GET");
+	expect_bytes(fd, "slow.bin", 1000, size - 1000,
+		     "the slow reader's second GET");
+	close(fd);
+	unlink(path);
+}
+END_TEST
+
 START_TEST(get_ranges)
 {
 	int fd = connect_ok();
@@ -1468,6 +1498,7 @@ static const struct fixture_test daemon_tests[] = {
 	{ "get_full", &get_full, 30 },
 	{ "get_big", &get_big, 120 },
 	{ "get_evicted", &get_evicted, 60 },
+	{ "get_slow_reader", &get_slow_reader, 60 },
 	{ "get_ranges", &get_ranges, 30 },
 	{ "get_pipelined", &get_pipelined, 60 },
 	{ "list_root", &list_root, 30 },

@@ -71,8 +71,9 @@ static size_t canonical_request(const struct proto_request *r)
 	return n;
 }
 
-/* The request parser: its result is well formed, and the canonical
- * spelling of a GET, LIST or SUM parses back to the same request. */
+/* The request parser: its result is well formed, PING is the line PING
+ * alone, and the canonical spelling of a GET, LIST or SUM parses back to
+ * the same request. */
 static void check_request(const char *line, size_t len)
 {
 	size_t n;
@@ -102,6 +103,13 @@ static void check_request(const char *line, size_t len)
 		FUZZ_CHECK(!starts_with(line, len, "LIST "));
 		FUZZ_CHECK(!starts_with(line, len, "SUM "));
 		FUZZ_CHECK(!(len == 4 && starts_with(line, len, "LIST")));
+		FUZZ_CHECK(!(len == 4 && starts_with(line, len, "PING")));
+		return;
+	}
+	if (req.kind == PROTO_PING) {
+		/* The exact line PING, nothing else: no path, no range. */
+		FUZZ_CHECK(len == 4 && memcmp(line, "PING", 4) == 0);
+		FUZZ_CHECK(req.path_len == 0);
 		return;
 	}
 	FUZZ_CHECK(req.kind == PROTO_LIST || req.path_len > 0);

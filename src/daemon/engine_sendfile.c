@@ -157,7 +157,7 @@ out:
 
 static void sendfile_work_cb(uv_work_t *req)
 {
-	atomic_fetch_sub(&jobs_queued, 1);
+	engine_jobs_queued(-1);
 	sendfile_send(req->data, true);
 }
 
@@ -311,11 +311,11 @@ static void sendfile_queue(struct transfer *t)
 	int rc;
 
 	t->work.data = t;
-	atomic_fetch_add(&jobs_queued, 1);
+	engine_jobs_queued(1);
 	rc = uv_queue_work(conn_loop(c), &t->work, sendfile_work_cb,
 			   sendfile_after_cb);
 	if (rc < 0) {
-		atomic_fetch_sub(&jobs_queued, 1);
+		engine_jobs_queued(-1);
 		log_error("%s: cannot queue a sendfile job: %s", conn_peer(c),
 			  uv_strerror(rc));
 		transfer_fail(t, 500, "queue-failed");

@@ -121,10 +121,18 @@ static bool read_cached(struct transfer *t, int i, size_t want)
 	return false;
 }
 
+/* Buffer I, the next to write, is in the kernel: free for the next read. */
+static void written(struct transfer *t, int i)
+{
+	t->sent += t->buf_fill[i];
+	t->buf_state[i] = BUF_FREE;
+	t->next_write ^= 1;
+	conn_progress(t->conn);
+}
+
 static void buffered_write_cb(uv_write_t *req, int status)
 {
 	struct transfer *t = req->data;
-	int i = t->next_write;
 
 	if (conn_closing(t->conn))
 		return;
@@ -132,10 +140,7 @@ static void buffered_write_cb(uv_write_t *req, int status)
 		transfer_fail_errno(t, status);
 		return;
 	}
-	t->sent += t->buf_fill[i];
-	t->buf_state[i] = BUF_FREE;
-	t->next_write ^= 1;
-	conn_progress(t->conn);
+	written(t, t->next_write);
 	buffered_pump(t);
 }
 
@@ -236,10 +241,7 @@ static void buffered_pump(struct transfer *t)
 		    !t->header_writing) {
 			rc = uv_try_write(conn_stream(c), &b, 1);
 			if (rc == (int)b.len) {
-				t->sent += b.len;
-				t->buf_state[j] = BUF_FREE;
-				t->next_write ^= 1;
-				conn_progress(c);
+				written(t, j);
 				turns++;
 				continue;
 			}

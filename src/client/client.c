@@ -806,16 +806,15 @@ static int open_output(struct client_job *j, const struct client_get_opts *o,
 		if (*fd < 0)
 			return -errno;
 		/* A small file is fetched again whole: no record, and none
-		 * left of another version. */
-		if (j->size < o->record_min_bytes) {
-			j->no_record = j->fresh;
-			rc = !j->fresh && unlink(j->meta) < 0 &&
-					     errno != ENOENT
-				     ? -errno
-				     : 0;
-		}
-		else
+		 * left of another version (in a fresh directory none was
+		 * ever there). */
+		rc = 0;
+		if (j->size >= o->record_min_bytes)
 			rc = meta_write(j->meta, &m);
+		else if (j->fresh)
+			j->no_record = true;
+		else if (unlink(j->meta) < 0 && errno != ENOENT)
+			rc = -errno;
 		if (rc < 0) {
 			close(*fd);
 			*fd = -1;
@@ -838,9 +837,9 @@ static int open_output(struct client_job *j, const struct client_get_opts *o,
 }
 
 /* Makes a complete NAME.part ready to become NAME: the server's MTIME, and
- * on disk unless the batch is synced at once (BATCH) or nothing is flushed
- * (NO_FLUSH). Closes FD. */
-static int seal(struct client_job *j, int fd, bool batch, bool no_flush)
+ * on disk unless O syncs the batch at once (batch_sync) or flushes nothing
+ * (no_flush). Closes FD. */
+static int seal(struct client_job *j, int fd, const struct client_get_opts *o)
 {
 	struct timespec ts[2] = { { 0, UTIME_NOW }, { (time_t)j->mtime, 0 } };
 	int rc = 0;
@@ -849,7 +848,7 @@ static int seal(struct client_job *j, int fd, bool batch, bool no_flush)
 		return 0;
 	if (j->direct)
 		return close(fd) < 0 ? -errno : 0;
-	if (futimens(fd, ts) < 0 || (!batch && !no_flush && fsync(fd) < 0))
+	if (futimens(fd, ts) < 0 || (!o->batch_sync && !o->no_flush && fsync(fd) < 0))
 		rc = -errno;
 	if (close(fd) < 0 && rc == 0)
 		rc = -errno;
@@ -1073,10 +1072,10 @@ static int answer(struct getter *g, const struct request *r)
 	}
 	if (hash != NULL && hash_end(hash, j->sha256) < 0) {
 		fail(j, -ENOMEM, CLIENT_STAGE_PART);
-		seal(j, fd, o->batch_sync, o->no_flush);
+		seal(j, fd, o);
 		return 0;
 	}
-	rc = seal(j, fd, o->batch_sync, o->no_flush);
+	rc = seal(j, fd, o);
 	if (rc == 0 && !o->verify && !o->batch_sync)
 		rc = install(j);
 	if (rc < 0) {

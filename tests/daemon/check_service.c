@@ -80,22 +80,22 @@ static void spawn_ok(const char *const argv[], const struct rlimit *nofile)
 
 /* GETs REL, SIZE bytes, from the daemon on PORT over a new connection and
  * compares every byte with the file. */
-static void fetch_ok(int port, const char *rel, uint64_t size)
+/* Sends PREFIX (a PROXY header, or "") and "GET /REL" on FD, and expects
+ * REL's SIZE bytes under their OK line. Leaves FD open. */
+static void get_on(int fd, const char *prefix, const char *rel, uint64_t size)
 {
-	char req[300], want[128], line[512];
+	char req[400], want[128], line[512];
 	uint64_t got = 0;
 	ssize_t n;
-	int fd, rc;
+	int rc;
 
-	fd = h_connect(port, LINE_MS);
-	ck_assert_msg(fd >= 0, "connect to 127.0.0.1:%d: %s", port,
-		      h_strerror(fd));
-	snprintf(req, sizeof(req), "GET /%s\n", rel);
+	snprintf(req, sizeof(req), "%sGET /%s\n", prefix, rel);
 	rc = h_send_str(fd, req, LINE_MS);
 	ck_assert_msg(rc == 0, "sending GET /%s: %s", rel, h_strerror(rc));
 	n = h_recv_line(fd, line, sizeof(line), LINE_MS);
-	ck_assert_msg(n > 0, "GET /%s: no reply line: %s", rel,
-		      n == 0 ? "connection closed" : h_strerror((int)n));
+	ck_assert_msg(n > 0, "GET /%s: no reply line: %s; %s", rel,
+		      n == 0 ? "connection closed" : h_strerror((int)n),
+		      h_diag_tail(&d));
 	snprintf(want, sizeof(want), "OK %llu %llu %d",
 		 (unsigned long long)size, (unsigned long long)size, H_MTIME);
 	ck_assert_msg(strcmp(line, want) == 0, "GET /%s: got '%s', want '%s'",
@@ -105,6 +105,15 @@ static void fetch_ok(int port, const char *rel, uint64_t size)
 	ck_assert_msg(rc == 0, "GET /%s: %s after %llu of %llu bytes", rel,
 		      h_strerror(rc), (unsigned long long)got,
 		      (unsigned long long)size);
+}
+
+static void fetch_ok(int port, const char *rel, uint64_t size)
+{
+	int fd = h_connect(port, LINE_MS);
+
+	ck_assert_msg(fd >= 0, "connect to 127.0.0.1:%d: %s", port,
+		      h_strerror(fd));
+	get_on(fd, "", rel, size);
 	close(fd);
 }
 
@@ -339,11 +348,10 @@ END_TEST
 
 START_TEST(socket_activation)
 {
-	char addr[64], line[1024], want[96];
+	char addr[64], line[1024];
 	const char *listening[] = { "Listening on ", addr, NULL };
 	const char *argv[] = { SOCKET_ACTIVATE, "-l", addr, h_ferryd_path(),
 			       "-c", d.config, NULL };
-	uint64_t got = 0;
 	int port, fd, rc, n;
 
 	if (access(SOCKET_ACTIVATE, X_OK) != 0) {
@@ -373,19 +381,7 @@ START_TEST(socket_activation)
 				      "systemd-socket-activate is %d",
 		      d.port, port);
 
-	rc = h_send_str(fd, "GET /small.bin\n", LINE_MS);
-	ck_assert_msg(rc == 0, "sending: %s", h_strerror(rc));
-	ck_assert_msg(h_recv_line(fd, line, sizeof(line), LINE_MS) > 0,
-		      "no reply on the activating connection: %s",
-		      h_diag_tail(&d));
-	snprintf(want, sizeof(want), "OK %d %d %d", H_SMALL_BYTES,
-		 H_SMALL_BYTES, H_MTIME);
-	ck_assert_msg(strcmp(line, want) == 0, "got '%s', want '%s'", line,
-		      want);
-	rc = h_recv_compare(fd, h_root_path(&d, "small.bin"), 0, H_SMALL_BYTES,
-			    0, &got, LINE_MS);
-	ck_assert_msg(rc == 0, "small.bin: %s after %llu bytes",
-		      h_strerror(rc), (unsigned long long)got);
+	get_on(fd, "", "small.bin", H_SMALL_BYTES);
 	close(fd);
 	d.fd_baseline--;
 
@@ -411,12 +407,11 @@ START_TEST(socket_activation_proxy)
 	static const char *const served[] = { "client=203.0.113.7:5555",
 					      "path=/small.bin", "status=200",
 					      NULL };
-	char addr[3][64], overrides[512], line[1024], want[96], listening[160];
+	char addr[3][64], overrides[512], line[1024], listening[160];
 	const char *started[] = { "Listening on ", addr[2], NULL };
 	const char *argv[] = { SOCKET_ACTIVATE, "-l", addr[0], "-l", addr[1],
 			       "-l", addr[2], h_ferryd_path(), "-c", d.config,
 			       NULL };
-	uint64_t got = 0;
 	int port[3], fd, rc, i;
 
 	if (access(SOCKET_ACTIVATE, X_OK) != 0) {
@@ -481,20 +476,8 @@ START_TEST(socket_activation_proxy)
 	/* With the header: served, and logged as the header's client. */
 	fd = h_connect(port[0], LINE_MS);
 	ck_assert_msg(fd >= 0, "connect to %s: %s", addr[0], h_strerror(fd));
-	rc = h_send_str(fd, "PROXY TCP4 203.0.113.7 127.0.0.1 5555 7070\r\n"
-			    "GET /small.bin\n",
-			LINE_MS);
-	ck_assert_msg(rc == 0, "sending: %s", h_strerror(rc));
-	ck_assert_msg(h_recv_line(fd, line, sizeof(line), LINE_MS) > 0,
-		      "no reply after a PROXY header: %s", h_diag_tail(&d));
-	snprintf(want, sizeof(want), "OK %d %d %d", H_SMALL_BYTES,
-		 H_SMALL_BYTES, H_MTIME);
-	ck_assert_msg(strcmp(line, want) == 0, "got '%s', want '%s'", line,
-		      want);
-	rc = h_recv_compare(fd, h_root_path(&d, "small.bin"), 0, H_SMALL_BYTES,
-			    0, &got, LINE_MS);
-	ck_assert_msg(rc == 0, "small.bin: %s after %llu bytes",
-		      h_strerror(rc), (unsigned long long)got);
+	get_on(fd, "PROXY TCP4 203.0.113.7 127.0.0.1 5555 7070\r\n",
+	       "small.bin", H_SMALL_BYTES);
 	close(fd);
 	ck_assert_msg(h_wait_line(d.transfer_log, LINE_MS, line, sizeof(line),
 				  served) == 0,

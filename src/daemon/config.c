@@ -449,6 +449,7 @@ static int parse_listen(const char *text, struct listen_addr *out,
 		la.addr_len = sizeof *sin;
 	}
 	memcpy(la.text, text, strlen(text) + 1);
+	la.deferred = true;
 	*out = la;
 	return 0;
 }
@@ -592,18 +593,19 @@ static int parse_bool(const char *text, bool *value)
 	return -EINVAL;
 }
 
-/* A listen entry's mapping, {address: HOST:PORT, proxy_protocol: BOOL}:
- * the node of its address, or NULL after reporting what is wrong. */
+/* A listen entry's mapping, {address: HOST:PORT, proxy_protocol: BOOL,
+ * deferred: BOOL}: the node of its address (the flags set in LA), or NULL
+ * after reporting what is wrong. */
 static const yaml_node_t *listen_mapping(struct loader *ld,
-					 const yaml_node_t *map, bool *proxy)
+					 const yaml_node_t *map,
+					 struct listen_addr *la)
 {
 	const yaml_node_t *address = NULL, *key, *value;
 	const yaml_node_pair_t *pair;
-	char shown[SHOWN_MAX + 4];
+	char shown[SHOWN_MAX + 4], what[32];
 	const char *name, *text;
-	bool ok = true;
+	bool ok = true, *flag;
 
-	*proxy = false;
 	for (pair = map->data.mapping.pairs.start;
 	     pair < map->data.mapping.pairs.top; pair++) {
 		key = yaml_document_get_node(ld->doc, pair->key);
@@ -619,20 +621,26 @@ static const yaml_node_t *listen_mapping(struct loader *ld,
 			address = value;
 			continue;
 		}
-		if (strcmp(name, "proxy_protocol") != 0) {
+		if (strcmp(name, "proxy_protocol") == 0) {
+			flag = &la->proxy_protocol;
+		} else if (strcmp(name, "deferred") == 0) {
+			flag = &la->deferred;
+		} else {
 			report(ld, key->start_mark,
-			       "listen: unknown key \"%s\" (expected address "
-			       "or proxy_protocol)", printable(name, shown));
+			       "listen: unknown key \"%s\" (expected address, "
+			       "proxy_protocol or deferred)",
+			       printable(name, shown));
 			ok = false;
 			continue;
 		}
-		text = scalar_text(ld, "listen.proxy_protocol", value);
+		snprintf(what, sizeof what, "listen.%s", name);
+		text = scalar_text(ld, what, value);
 		if (!text) {
 			ok = false;
-		} else if (parse_bool(text, proxy) < 0) {
+		} else if (parse_bool(text, flag) < 0) {
 			report(ld, value->start_mark,
-			       "listen.proxy_protocol: expected true or false, "
-			       "got \"%s\"", printable(text, shown));
+			       "%s: expected true or false, got \"%s\"", what,
+			       printable(text, shown));
 			ok = false;
 		}
 	}
@@ -646,14 +654,13 @@ static const yaml_node_t *listen_mapping(struct loader *ld,
 static void add_listen(struct loader *ld, const yaml_node_t *node)
 {
 	struct config *cfg = ld->cfg;
-	struct listen_addr la;
+	struct listen_addr la, flags = { .deferred = true };
 	char shown[SHOWN_MAX + 4];
 	const char *text, *why;
-	bool proxy = false;
 	size_t i;
 
 	if (node->type == YAML_MAPPING_NODE) {
-		node = listen_mapping(ld, node, &proxy);
+		node = listen_mapping(ld, node, &flags);
 		if (!node)
 			return;
 	}
@@ -665,7 +672,8 @@ static void add_listen(struct loader *ld, const yaml_node_t *node)
 		       printable(text, shown));
 		return;
 	}
-	la.proxy_protocol = proxy;
+	la.proxy_protocol = flags.proxy_protocol;
+	la.deferred = flags.deferred;
 	for (i = 0; i < cfg->listen_count; i++) {
 		if (cfg->listen[i].addr_len == la.addr_len &&
 		    memcmp(&cfg->listen[i].addr, &la.addr, la.addr_len) == 0) {

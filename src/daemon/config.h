@@ -29,6 +29,7 @@ struct listen_addr {
 	socklen_t addr_len;
 	char text[64]; /* as written in the config, for messages */
 	bool proxy_protocol; /* each connection starts with a PROXY header */
+	bool deferred; /* accepted once the request arrives (default true) */
 };
 
 struct config {

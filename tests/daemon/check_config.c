@@ -120,6 +120,7 @@ static void check_defaults(const struct config *cfg)
 	ck_assert_uint_eq(cfg->shutdown_timeout_ms, 10000);
 	ck_assert_uint_eq(cfg->drain_ms, 0);
 	ck_assert(!cfg->listen[0].proxy_protocol);
+	ck_assert(cfg->listen[0].deferred);
 	ck_assert_uint_eq(cfg->rate_bps, 0);
 	ck_assert_uint_eq(cfg->rate_total_bps, 0);
 	ck_assert_str_eq(cfg->transfer_log, "-");
@@ -561,7 +562,7 @@ START_TEST(test_listen_errors)
 		      "65535, got \"127.0.0.1:65536\"",
 		      "test.yaml:7:5: listen: expected [IPv6]:PORT, got \"[::1\"",
 		      "test.yaml:8:6: listen: unknown key \"a\" (expected "
-		      "address or proxy_protocol)",
+		      "address, proxy_protocol or deferred)",
 		      "test.yaml:8:5: listen: the mapping has no address",
 		      "test.yaml:10:5: listen: \"127.0.0.1:80\" is given twice");
 	EXPECT_ERRORS("root: /r\nlisten: []\n",
@@ -596,6 +597,20 @@ START_TEST(test_listen_proxy)
 	check_v4(&cfg->listen[2], "127.0.0.1", 7072, "127.0.0.1:7072");
 	ck_assert(!cfg->listen[2].proxy_protocol);
 	ck_assert(!cfg->listen[3].proxy_protocol);
+	/* deferred is on unless an entry turns it off */
+	for (size_t i = 0; i < cfg->listen_count; i++)
+		ck_assert(cfg->listen[i].deferred);
+	config_free(cfg);
+
+	cfg = parse_ok("root: /r\n"
+		       "listen:\n"
+		       "  - {address: 127.0.0.1:7070, deferred: false}\n"
+		       "  - {address: 127.0.0.1:7071, deferred: true, "
+		       "proxy_protocol: true}\n");
+	ck_assert(!cfg->listen[0].deferred);
+	ck_assert(!cfg->listen[0].proxy_protocol);
+	ck_assert(cfg->listen[1].deferred);
+	ck_assert(cfg->listen[1].proxy_protocol);
 	config_free(cfg);
 
 	cfg = parse_ok("root: /r\n"
@@ -615,9 +630,10 @@ START_TEST(test_listen_proxy_errors)
 		      "  - {address: 127.0.0.1:3, proxy_protocol: yes}\n"
 		      "  - {address: 127.0.0.1:4, proxy_protocol: [true]}\n"
 		      "  - {address: [127.0.0.1:5]}\n"
-		      "  - {address: 127.0.0.1:99999}\n",
+		      "  - {address: 127.0.0.1:99999}\n"
+		      "  - {address: 127.0.0.1:7, deferred: 1}\n",
 		      "test.yaml:3:28: listen: unknown key \"proxy\" (expected "
-		      "address or proxy_protocol)",
+		      "address, proxy_protocol or deferred)",
 		      "test.yaml:4:5: listen: the mapping has no address",
 		      "test.yaml:5:44: listen.proxy_protocol: expected true or "
 		      "false, got \"yes\"",
@@ -626,7 +642,9 @@ START_TEST(test_listen_proxy_errors)
 		      "test.yaml:7:15: listen: expected a single value, got a "
 		      "sequence",
 		      "test.yaml:8:15: listen: PORT must be a number from 0 to "
-		      "65535, got \"127.0.0.1:99999\"");
+		      "65535, got \"127.0.0.1:99999\"",
+		      "test.yaml:9:38: listen.deferred: expected true or "
+		      "false, got \"1\"");
 }
 END_TEST
 

@@ -750,6 +750,36 @@ START_TEST(err_503)
 }
 END_TEST
 
+/* Listeners defer the accept until the request arrives (TCP_DEFER_ACCEPT):
+ * a connection that has sent nothing holds no slot of limits.connections,
+ * so the next client is served beside it, and it is still accepted (at the
+ * SYN-ACK's retransmission, 1 s) and meets the request timeout. With
+ * "deferred: false" it is accepted at once and holds its slot. */
+START_TEST(deferred_accept)
+{
+	int idle, fd;
+
+	restart("limits.connections=1;limits.request_timeout=300ms");
+	idle = connect_ok();
+	fd = connect_ok();
+	get_ok(fd, "GET /one.bin\n", "one.bin", 0, 1, 1);
+	close(fd);
+	expect_err(idle, 408, "the idle connection, accepted late");
+	expect_eof(idle, "after 408");
+	close(idle);
+
+	restart("listen=[{address: \"127.0.0.1:0\", deferred: false}];"
+		"limits.connections=1");
+	idle = connect_ok();
+	fd = connect_ok();
+	expect_err(fd, 503, "one over the limit beside an idle connection");
+	expect_eof(fd, "over the limit");
+	close(fd);
+	get_ok(idle, "GET /one.bin\n", "one.bin", 0, 1, 1);
+	close(idle);
+}
+END_TEST
+
 /* ---- the root's walls -------------------------------------------------- */
 
 START_TEST(traversal)
@@ -1511,6 +1541,7 @@ static const struct fixture_test daemon_tests[] = {
 	{ "err_414", &err_414, 30 },
 	{ "err_429", &err_429, 30 },
 	{ "err_503", &err_503, 30 },
+	{ "deferred_accept", &deferred_accept, 30 },
 	{ "traversal", &traversal, 30 },
 	{ "symlinks_out", &symlinks_out, 30 },
 	{ "fifo", &fifo, 30 },

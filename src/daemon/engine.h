@@ -79,6 +79,7 @@ struct transfer {
 	bool corked;
 	bool range_beyond;          /* OFFSET > SIZE: 416 */
 	uint64_t cached_until;      /* file bytes known in the page cache */
+	uint64_t partly_until;      /* end of a look-ahead found partly cached */
 
 	/* sendfile engine: what the last job did */
 	uint64_t job_bytes;

@@ -161,44 +161,64 @@ static void sendfile_work_cb(uv_work_t *req)
 	sendfile_send(req->data, true);
 }
 
-/* Whether the file's next window (what one job would send) is in the page
- * cache, by cachestat(2) (Linux 6.5). Then the loop sends it itself, as
- * nginx does, with no trip through the pool; a file that is not cached, or a
- * kernel without cachestat, goes to a job, so a disk read never stalls the
- * loop. (Pages evicted between the check and the call would block the loop
- * for that read: rare, and bounded by one window.) */
-static bool window_cached(struct transfer *t)
+/* Whether COUNT bytes of the file from OFF are all in the page cache, by
+ * cachestat(2) (Linux 6.5); false on an error or a kernel without it. */
+static bool range_cached(int fd, uint64_t off, uint64_t count)
 {
 	static bool unsupported;
-	struct { uint64_t off, len; } range;
+	struct { uint64_t off, len; } range = { off, count };
 	struct {
 		uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted,
 			nr_recently_evicted;
 	} cs;
 	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
-	uint64_t left = t->length - t->sent;
-	uint64_t first, last;
 
-	if (unsupported || left == 0)
-		return !unsupported;
-	range.off = t->offset + t->sent;
-	if (range.off + t->chunk_bytes * FERRY_JOB_CHUNKS <= t->cached_until &&
-	    range.off < t->cached_until)
-		return true;
-	/* One look ahead serves many windows. */
-	range.len = FERRY_CACHE_LOOKAHEAD;
-	if (range.len > left)
-		range.len = left;
-	if (syscall(FERRY_SYS_CACHESTAT, t->file_fd, &range, &cs, 0) < 0) {
+	if (unsupported)
+		return false;
+	if (syscall(FERRY_SYS_CACHESTAT, fd, &range, &cs, 0) < 0) {
 		if (errno == ENOSYS || errno == EPERM)
 			unsupported = true;
 		return false;
 	}
-	first = range.off / page;
-	last = (range.off + range.len - 1) / page;
-	if (cs.nr_cache < last - first + 1)
+	return cs.nr_cache >= (off + count - 1) / page - off / page + 1;
+}
+
+/* Whether the file's next window (what one job would send) is in the page
+ * cache. Then the loop sends it itself, as nginx does, with no trip through
+ * the pool; a window that is not all cached, or a kernel without
+ * cachestat, goes to a job, so a disk read never stalls the loop. (Pages
+ * evicted between the check and the call would block the loop for that
+ * read: rare, and bounded by one window.) One look 64 MiB ahead serves many
+ * windows of a cached file; where that look finds pages missing (a file
+ * read long ago, or one the kernel reclaims piecemeal: this machine's
+ * DAMON pages out scattered pages of even a hot file), the windows up to
+ * its end are looked at one by one instead, so most still go from the
+ * loop and no window pays a 64 MiB walk again. */
+static bool window_cached(struct transfer *t)
+{
+	uint64_t left = t->length - t->sent;
+	uint64_t off = t->offset + t->sent;
+	uint64_t window = t->chunk_bytes * FERRY_JOB_CHUNKS;
+	uint64_t ahead = FERRY_CACHE_LOOKAHEAD;
+
+	if (left == 0)
+		return true;
+	if (window > left)
+		window = left;
+	if (off + window <= t->cached_until && off < t->cached_until)
+		return true;
+	if (ahead > left)
+		ahead = left;
+	if (off >= t->partly_until && ahead > window) {
+		if (range_cached(t->file_fd, off, ahead)) {
+			t->cached_until = off + ahead;
+			return true;
+		}
+		t->partly_until = off + ahead;
+	}
+	if (!range_cached(t->file_fd, off, window))
 		return false;
-	t->cached_until = range.off + range.len;
+	t->cached_until = off + window;
 	return true;
 }
 

@@ -355,17 +355,17 @@ static void opened(struct transfer *t)
 }
 
 /* The fast path for a hot file: opened on the loop from the kernel's caches
- * (RESOLVE_CACHED) and, when cachestat finds its first window cached, sent
- * from the loop too, with no trip through the pool. Anything that would
- * wait for the disk goes to the pool instead. A SUM takes it in both modes:
- * a cached digest is then answered with no trip through the pool either.
+ * (RESOLVE_CACHED) and, in sendfile mode when cachestat finds its first
+ * window cached, sent from the loop too (the buffered engine reads what is
+ * cached on the loop itself), with no trip through the pool. Anything that
+ * would wait for the disk goes to the pool instead. A SUM takes it too: a
+ * cached digest is then answered with no trip through the pool either.
  * Returns false when the open job must do it. */
 static bool open_on_loop(struct transfer *t)
 {
 	int fd;
 
-	if (t->req.kind == PROTO_LIST ||
-	    (t->mode != FERRY_MODE_SENDFILE && t->req.kind != PROTO_SUM))
+	if (t->req.kind == PROTO_LIST)
 		return false;
 	fd = path_open_file_cached(root_fd(t->root), t->rel, &t->st);
 	if (fd == -EAGAIN)
@@ -373,7 +373,8 @@ static bool open_on_loop(struct transfer *t)
 	if (fd >= 0) {
 		t->file_fd = fd;
 		budget_take(t->budget, 1);
-		if (t->req.kind != PROTO_SUM && range_set(t) == 0)
+		if (t->req.kind != PROTO_SUM && range_set(t) == 0 &&
+		    t->mode == FERRY_MODE_SENDFILE)
 			sendfile_first_on_loop(t);
 	}
 	t->open_err = fd < 0 ? fd : 0;

@@ -286,13 +286,17 @@ static void buffered_pump(struct transfer *t)
  * buffers (and about 2 s of a 2-core machine) before the daemon had time
  * for anyone else. TCP_NOTSENT_LOWAT bounds only the bytes not yet sent:
  * what is in flight to a fast client, however far away, is not limited,
- * so its rate is not. */
+ * so its rate is not. Only for a transfer longer than one pump's turn:
+ * on 1 MiB files at 100 connections it made the kernel push the queued
+ * bytes from our thread as the ACKs came in (tcp_rcv_established under
+ * release_sock), 55 against 31 CPU ticks per 4 GiB, and a file that short
+ * cannot park more than its own length anyway. */
 #define FERRY_NOTSENT_LOWAT_BUFFERS 2
 
 void buffered_start(struct transfer *t)
 {
 	t->read_pos = t->offset;
-	if (t->length > FERRY_NOTSENT_LOWAT_BUFFERS * t->buffer_bytes) {
+	if (t->length > FERRY_PUMP_BUFFERS * t->buffer_bytes) {
 		int lowat = (int)(FERRY_NOTSENT_LOWAT_BUFFERS * t->buffer_bytes);
 
 		/* Not fatal: without it the transfer is only greedier. */

@@ -97,6 +97,8 @@ struct transfer {
 	uint64_t read_pos;
 	bool file_eof;
 	bool no_nowait;             /* preadv2(RWF_NOWAIT) refused here */
+	bool probing;               /* long, and the client not yet seen
+				     * reading: see engine_buffered.c */
 	bool header_writing;
 
 	/* SUM: the hash in progress (engine_sum.c's), or NULL */

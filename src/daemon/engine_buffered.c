@@ -121,6 +121,40 @@ static bool read_cached(struct transfer *t, int i, size_t want)
 	return false;
 }
 
+/* What a transfer may leave unsent in its socket, in buffers: TCP's own
+ * autotuning lets a send buffer grow to 4 MiB, which a client that reads
+ * nothing fills at once; 200 of them took 820 MB of copies through our
+ * buffers (and about 2 s of a 2-core machine) before the daemon had time
+ * for anyone else. TCP_NOTSENT_LOWAT bounds only the bytes not yet sent:
+ * what is in flight to a fast client, however far away, is not limited,
+ * so its rate is not. Only for a transfer longer than one pump's turn:
+ * on 1 MiB files at 100 connections it made the kernel push the queued
+ * bytes from our thread as the ACKs came in (tcp_rcv_established under
+ * release_sock), 55 against 31 CPU ticks per 4 GiB, and a file that short
+ * cannot park more than its own length anyway. */
+#define FERRY_NOTSENT_LOWAT_BUFFERS 2
+
+/* A long transfer starts by probing: until FERRY_PROBE_BYTES have reached
+ * the kernel, which a client that reads nothing never lets happen (its
+ * receive window and FERRY_PROBE_LOWAT unsent are all it takes), it reads
+ * at most FERRY_PROBE_READ at a time, leaves at most FERRY_PROBE_LOWAT
+ * unsent, and reads nothing ahead while a write waits. So a stalled reader
+ * holds one small read of a buffer and about 200 KiB of socket: 200 of
+ * them cost the daemon 53 CPU ticks before (mostly faulting in two fresh
+ * 256 KiB buffers each) and the first fetch beside them ran at a tenth
+ * of its rate; a client that reads is through the probe in its first
+ * megabyte. */
+#define FERRY_PROBE_BYTES (1ULL << 20)
+#define FERRY_PROBE_READ (64 * 1024)
+#define FERRY_PROBE_LOWAT (64 * 1024)
+
+static void set_notsent_lowat(struct transfer *t, int bytes)
+{
+	/* Not fatal: without it the transfer is only greedier. */
+	(void)setsockopt(conn_fd(t->conn), IPPROTO_TCP, TCP_NOTSENT_LOWAT,
+			 &bytes, sizeof bytes);
+}
+
 /* Buffer I, the next to write, is in the kernel: free for the next read. */
 static void written(struct transfer *t, int i)
 {
@@ -128,6 +162,13 @@ static void written(struct transfer *t, int i)
 	t->buf_state[i] = BUF_FREE;
 	t->next_write ^= 1;
 	conn_progress(t->conn);
+	if (t->probing && t->sent >= FERRY_PROBE_BYTES) {
+		/* The client reads: full buffers, read ahead, and room for
+		 * two of them unsent. */
+		t->probing = false;
+		set_notsent_lowat(t, (int)(FERRY_NOTSENT_LOWAT_BUFFERS *
+					   t->buffer_bytes));
+	}
 }
 
 static void buffered_write_cb(uv_write_t *req, int status)
@@ -177,6 +218,8 @@ static bool start_read(struct transfer *t)
 		return true;
 	if (want > t->buffer_bytes)
 		want = t->buffer_bytes;
+	if (t->probing && want > FERRY_PROBE_READ)
+		want = FERRY_PROBE_READ;
 	if (t->throttled) {
 		want = transfer_allowance(t, want, buffered_pump);
 		if (want == 0)
@@ -266,8 +309,10 @@ static void buffered_pump(struct transfer *t)
 			return;
 		}
 		t->buf_state[j] = BUF_WRITING;
-		/* The other buffer may fill now, from the page cache. */
-		if (!start_read(t))
+		/* The other buffer may fill now, from the page cache; not
+		 * for a client not yet seen reading, which may never take
+		 * this one. */
+		if (!t->probing && !start_read(t))
 			return;
 		break;
 	}
@@ -280,28 +325,15 @@ static void buffered_pump(struct transfer *t)
 		transfer_shrank(t);
 }
 
-/* What a transfer may leave unsent in its socket, in buffers: TCP's own
- * autotuning lets a send buffer grow to 4 MiB, which a client that reads
- * nothing fills at once; 200 of them took 820 MB of copies through our
- * buffers (and about 2 s of a 2-core machine) before the daemon had time
- * for anyone else. TCP_NOTSENT_LOWAT bounds only the bytes not yet sent:
- * what is in flight to a fast client, however far away, is not limited,
- * so its rate is not. Only for a transfer longer than one pump's turn:
- * on 1 MiB files at 100 connections it made the kernel push the queued
- * bytes from our thread as the ACKs came in (tcp_rcv_established under
- * release_sock), 55 against 31 CPU ticks per 4 GiB, and a file that short
- * cannot park more than its own length anyway. */
-#define FERRY_NOTSENT_LOWAT_BUFFERS 2
-
 void buffered_start(struct transfer *t)
 {
 	t->read_pos = t->offset;
 	if (t->length > FERRY_PUMP_BUFFERS * t->buffer_bytes) {
-		int lowat = (int)(FERRY_NOTSENT_LOWAT_BUFFERS * t->buffer_bytes);
-
-		/* Not fatal: without it the transfer is only greedier. */
-		(void)setsockopt(conn_fd(t->conn), IPPROTO_TCP,
-				 TCP_NOTSENT_LOWAT, &lowat, sizeof lowat);
+		t->probing = t->length > FERRY_PROBE_BYTES;
+		set_notsent_lowat(t, t->probing ?
+				  FERRY_PROBE_LOWAT :
+				  (int)(FERRY_NOTSENT_LOWAT_BUFFERS *
+					t->buffer_bytes));
 	}
 	if (t->header_len > 0) {
 		uv_buf_t b = uv_buf_init(t->header, (unsigned)t->header_len);

@@ -353,6 +353,39 @@ START_TEST(get_slow_reader)
 }
 END_TEST
 
+/* A client that asks for a big file and reads nothing: in buffered mode
+ * the transfer probes (engine_buffered.c) and gives the kernel little, so
+ * its log line says little was sent (the socket's receive buffer, 128 KiB
+ * here, the probe's 64 KiB unsent and one 64 KiB read: 256 KiB; 768 KiB
+ * before the probe); the big file still arrives whole for a client that
+ * reads. Sendfile mode parks page references, not copies, and is only
+ * checked to log the cut. */
+START_TEST(stalled_reader_parks_little)
+{
+	static const char *const needles[] = { "path=/big.bin ", "status=499",
+					       NULL };
+	char line[1024];
+	uint64_t bytes;
+	int fd, rcvbuf = 64 * 1024;
+
+	fd = connect_ok();
+	ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf,
+				    sizeof rcvbuf),
+			 0);
+	send_ok(fd, "/big.bin\n");
+	usleep(500 * 1000);
+	close(fd);
+	translog_line(line, sizeof(line), needles);
+	bytes = field_u64(line, "bytes");
+	ck_assert_msg(bytes > 0, "bytes=0 for a stalled reader");
+	if (strcmp(d.mode, "buffered") == 0)
+		ck_assert_msg(bytes < 512 * 1024,
+			      "a stalled reader was given %llu bytes",
+			      (unsigned long long)bytes);
+	raw_ok("/big.bin\n", "big.bin", H_BIG_BYTES);
+}
+END_TEST
+
 START_TEST(get_ranges)
 {
 	int fd = connect_ok();
@@ -1529,6 +1562,7 @@ static const struct fixture_test daemon_tests[] = {
 	{ "get_big", &get_big, 120 },
 	{ "get_evicted", &get_evicted, 60 },
 	{ "get_slow_reader", &get_slow_reader, 60 },
+	{ "stalled_reader_parks_little", &stalled_reader_parks_little, 60 },
 	{ "get_ranges", &get_ranges, 30 },
 	{ "get_pipelined", &get_pipelined, 60 },
 	{ "list_root", &list_root, 30 },

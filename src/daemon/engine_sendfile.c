@@ -29,6 +29,13 @@
 /* One sendfile job moves at most this many chunks, and waits for a full
  * socket at most this long in all, before other jobs get the thread. */
 #define FERRY_JOB_CHUNKS 2
+/* While no other job waits for a thread, a job goes on up to this many
+ * chunks: a file the kernel keeps only partly cached (this machine's DAMON
+ * pages out scattered pages of even a hot file, and half of a 100 MiB
+ * file's 2 MiB windows then lack a page or two) would otherwise pay a
+ * thread hand-off and a loop wakeup for every window, where nginx reads
+ * the missing pages in its loop. */
+#define FERRY_JOB_CHUNKS_MOST 16
 /* How far ahead one cachestat(2) looks. */
 #define FERRY_CACHE_LOOKAHEAD (64ULL << 20)
 #define FERRY_JOB_WAIT_NS (2 * 1000 * 1000ULL)
@@ -87,12 +94,16 @@ void sendfile_send(struct transfer *t, bool may_wait)
 	int sock = conn_fd(t->conn);
 	uint64_t moved = 0;
 	uint64_t budget = t->chunk_bytes * FERRY_JOB_CHUNKS;
+	uint64_t most = may_wait ? t->chunk_bytes * FERRY_JOB_CHUNKS_MOST
+				 : budget;
 	uint64_t deadline_ns = may_wait ? uv_hrtime() + FERRY_JOB_WAIT_NS : 0;
 
 	/* A throttled transfer moves what its tokens allow (transfer.c
 	 * asked on the loop); an unlimited one has UINT64_MAX. */
 	if (budget > t->send_allow)
 		budget = t->send_allow;
+	if (most > t->send_allow)
+		most = t->send_allow;
 	t->job_err = 0;
 	t->job_eof = false;
 	/* Many windows to go: cork, so no partial segment leaves between
@@ -122,8 +133,14 @@ void sendfile_send(struct transfer *t, bool may_wait)
 		t->job_err = -errno;
 		goto out;
 	}
-	while (moved < budget && t->sent + moved < t->length) {
+	while (t->sent + moved < t->length) {
 		uint64_t want = t->length - t->sent - moved;
+
+		/* Past the budget, a job goes on only while no other job
+		 * waits for a thread. */
+		if (moved >= budget &&
+		    (moved >= most || atomic_load(&jobs_queued) > 0))
+			break;
 		off_t off = (off_t)(t->offset + t->sent + moved);
 		ssize_t n;
 

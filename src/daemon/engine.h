@@ -35,6 +35,18 @@ enum buf_state { BUF_FREE, BUF_READING, BUF_FULL, BUF_WRITING };
 
 /* The state of one request: see transfer.h for who allocates and frees
  * it. */
+/* A transfer longer than FERRY_PROBE_BYTES starts by probing its client:
+ * until that much has reached the kernel, which a client that reads
+ * nothing never lets happen (its receive window and the unsent bytes are
+ * all it takes), it may leave at most FERRY_PROBE_LOWAT unsent in its
+ * socket (TCP_NOTSENT_LOWAT). Without it TCP's autotuning lets a socket
+ * take 4 MiB, and 200 stalled readers had 820 MB parked (page references
+ * in sendfile mode, copies in buffered mode) while the daemon's first
+ * fetch beside them crawled; a client that reads is through the probe in
+ * its first megabyte. */
+#define FERRY_PROBE_BYTES (1ULL << 20)
+#define FERRY_PROBE_LOWAT (64 * 1024)
+
 struct transfer {
 	struct conn *conn;
 	struct proto_request req;
@@ -80,6 +92,7 @@ struct transfer {
 	bool range_beyond;          /* OFFSET > SIZE: 416 */
 	uint64_t cached_until;      /* file bytes known in the page cache */
 	uint64_t partly_until;      /* end of a look-ahead found partly cached */
+	uint64_t lookahead;         /* bytes the next look-ahead covers */
 
 	/* sendfile engine: what the last job did */
 	uint64_t job_bytes;
@@ -98,7 +111,8 @@ struct transfer {
 	bool file_eof;
 	bool no_nowait;             /* preadv2(RWF_NOWAIT) refused here */
 	bool probing;               /* long, and the client not yet seen
-				     * reading: see engine_buffered.c */
+				     * reading: FERRY_PROBE_BYTES */
+	bool probe_checked;         /* sendfile: probing decided */
 	bool header_writing;
 
 	/* SUM: the hash in progress (engine_sum.c's), or NULL */
@@ -177,6 +191,10 @@ void transfer_fail_errno(struct transfer *t, int err);
  * be armed, the transfer has failed and the connection is closing. */
 uint64_t transfer_allowance(struct transfer *t, uint64_t want,
 			    void (*resume)(struct transfer *));
+
+/* TCP_NOTSENT_LOWAT of T's socket: at most BYTES left unsent (0: the
+ * system's default, no limit). */
+void transfer_notsent_lowat(struct transfer *t, int bytes);
 
 /* BYTES of a throttled transfer's last grant were not sent (the socket was
  * full, or it failed): they go back to its buckets. */

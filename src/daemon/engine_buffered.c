@@ -134,26 +134,12 @@ static bool read_cached(struct transfer *t, int i, size_t want)
  * cannot park more than its own length anyway. */
 #define FERRY_NOTSENT_LOWAT_BUFFERS 2
 
-/* A long transfer starts by probing: until FERRY_PROBE_BYTES have reached
- * the kernel, which a client that reads nothing never lets happen (its
- * receive window and FERRY_PROBE_LOWAT unsent are all it takes), it reads
- * at most FERRY_PROBE_READ at a time, leaves at most FERRY_PROBE_LOWAT
- * unsent, and reads nothing ahead while a write waits. So a stalled reader
- * holds one small read of a buffer and about 200 KiB of socket: 200 of
- * them cost the daemon 53 CPU ticks before (mostly faulting in two fresh
- * 256 KiB buffers each) and the first fetch beside them ran at a tenth
- * of its rate; a client that reads is through the probe in its first
- * megabyte. */
-#define FERRY_PROBE_BYTES (1ULL << 20)
+/* While probing (engine.h), a buffered transfer reads at most this much at
+ * a time and nothing ahead while a write waits: a stalled reader holds one
+ * small read of a buffer and about 200 KiB of socket. 200 of them cost the
+ * daemon 53 CPU ticks before (mostly faulting in two fresh 256 KiB buffers
+ * each) and the first fetch beside them ran at a tenth of its rate. */
 #define FERRY_PROBE_READ (64 * 1024)
-#define FERRY_PROBE_LOWAT (64 * 1024)
-
-static void set_notsent_lowat(struct transfer *t, int bytes)
-{
-	/* Not fatal: without it the transfer is only greedier. */
-	(void)setsockopt(conn_fd(t->conn), IPPROTO_TCP, TCP_NOTSENT_LOWAT,
-			 &bytes, sizeof bytes);
-}
 
 /* Buffer I, the next to write, is in the kernel: free for the next read. */
 static void written(struct transfer *t, int i)
@@ -166,7 +152,7 @@ static void written(struct transfer *t, int i)
 		/* The client reads: full buffers, read ahead, and room for
 		 * two of them unsent. */
 		t->probing = false;
-		set_notsent_lowat(t, (int)(FERRY_NOTSENT_LOWAT_BUFFERS *
+		transfer_notsent_lowat(t, (int)(FERRY_NOTSENT_LOWAT_BUFFERS *
 					   t->buffer_bytes));
 	}
 }
@@ -330,7 +316,7 @@ void buffered_start(struct transfer *t)
 	t->read_pos = t->offset;
 	if (t->length > FERRY_PUMP_BUFFERS * t->buffer_bytes) {
 		t->probing = t->length > FERRY_PROBE_BYTES;
-		set_notsent_lowat(t, t->probing ?
+		transfer_notsent_lowat(t, t->probing ?
 				  FERRY_PROBE_LOWAT :
 				  (int)(FERRY_NOTSENT_LOWAT_BUFFERS *
 					t->buffer_bytes));

@@ -106,6 +106,12 @@ void sendfile_send(struct transfer *t, bool may_wait)
 		most = t->send_allow;
 	t->job_err = 0;
 	t->job_eof = false;
+	if (!t->probe_checked) {
+		t->probe_checked = true;
+		t->probing = t->length > FERRY_PROBE_BYTES;
+		if (t->probing)
+			transfer_notsent_lowat(t, FERRY_PROBE_LOWAT);
+	}
 	/* Many windows to go: cork, so no partial segment leaves between
 	 * them. The raw form too: its close then sends the last bytes and the
 	 * FIN in one segment. */
@@ -205,18 +211,22 @@ static bool range_cached(int fd, uint64_t off, uint64_t count)
  * the pool; a window that is not all cached, or a kernel without
  * cachestat, goes to a job, so a disk read never stalls the loop. (Pages
  * evicted between the check and the call would block the loop for that
- * read: rare, and bounded by one window.) One look 64 MiB ahead serves many
- * windows of a cached file; where that look finds pages missing (a file
- * read long ago, or one the kernel reclaims piecemeal: this machine's
- * DAMON pages out scattered pages of even a hot file), the windows up to
- * its end are looked at one by one instead, so most still go from the
- * loop and no window pays a 64 MiB walk again. */
+ * read: rare, and bounded by one window.) A look ahead serves many windows
+ * of a cached file: the first covers one window, each that finds
+ * everything cached doubles the next, up to 64 MiB. cachestat walks every
+ * page it is asked about (about 1.5 ms for 64 MiB of small pages here), so
+ * a transfer that ends early, a stalled reader, pays for what it sent,
+ * not for 64 MiB: 200 stalled readers took 0.3 s of the loop with a first
+ * look of 64 MiB. Where a look finds pages missing (a file read long ago,
+ * or one the kernel reclaims piecemeal: this machine's DAMON pages out
+ * scattered pages of even a hot file), the windows up to its end are
+ * looked at one by one instead, so most still go from the loop. */
 static bool window_cached(struct transfer *t)
 {
 	uint64_t left = t->length - t->sent;
 	uint64_t off = t->offset + t->sent;
 	uint64_t window = t->chunk_bytes * FERRY_JOB_CHUNKS;
-	uint64_t ahead = FERRY_CACHE_LOOKAHEAD;
+	uint64_t ahead;
 
 	if (left == 0)
 		return true;
@@ -224,18 +234,24 @@ static bool window_cached(struct transfer *t)
 		window = left;
 	if (off + window <= t->cached_until && off < t->cached_until)
 		return true;
-	if (ahead > left)
-		ahead = left;
+	if (t->lookahead < window)
+		t->lookahead = window;
+	ahead = t->lookahead < left ? t->lookahead : left;
 	if (off >= t->partly_until && ahead > window) {
 		if (range_cached(t->file_fd, off, ahead)) {
 			t->cached_until = off + ahead;
+			if (t->lookahead < FERRY_CACHE_LOOKAHEAD)
+				t->lookahead *= 2;
 			return true;
 		}
 		t->partly_until = off + ahead;
+		t->lookahead = window;
 	}
 	if (!range_cached(t->file_fd, off, window))
 		return false;
 	t->cached_until = off + window;
+	if (off >= t->partly_until && t->lookahead < FERRY_CACHE_LOOKAHEAD)
+		t->lookahead *= 2;
 	return true;
 }
 
@@ -289,6 +305,11 @@ void sendfile_progress(struct transfer *t)
 	int rc;
 
 	t->sent += t->job_bytes;
+	if (t->probing && t->sent >= FERRY_PROBE_BYTES) {
+		/* The client reads: no limit but TCP's own. */
+		t->probing = false;
+		transfer_notsent_lowat(t, 0);
+	}
 	if (t->throttled) {
 		/* The grant is used up; what the socket did not take goes
 		 * back. */

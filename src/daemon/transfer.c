@@ -5,6 +5,9 @@
 #include "daemon/transfer.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -150,6 +153,13 @@ uint64_t transfer_allowance(struct transfer *t, uint64_t want,
 void transfer_refund(struct transfer *t, uint64_t bytes)
 {
 	rate_refund(&t->rate, bytes);
+}
+
+void transfer_notsent_lowat(struct transfer *t, int bytes)
+{
+	/* Not fatal: without it the transfer is only greedier. */
+	(void)setsockopt(conn_fd(t->conn), IPPROTO_TCP, TCP_NOTSENT_LOWAT,
+			 &bytes, sizeof bytes);
 }
 
 /* ---- answers written whole: LIST, SUM ---- */

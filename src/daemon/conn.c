@@ -3,6 +3,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,7 +223,7 @@ static void shutdown_cb(uv_shutdown_t *req, int status)
  * (and drop) what the client still sends until its EOF, bounded in time. */
 static void close_gracefully(struct conn *c)
 {
-	int unread = 0;
+	int unread = 0, zero = 0;
 
 	if (c->closing || c->lingering)
 		return;
@@ -238,6 +240,9 @@ static void close_gracefully(struct conn *c)
 		c->reading = false;
 	}
 	uv_timer_stop(&c->timer);
+	/* The listener's TCP_LINGER2 -1 would make a close in FIN_WAIT2,
+	 * after the wait below ran out, a reset: TCP's default again. */
+	(void)setsockopt(c->fd, IPPROTO_TCP, TCP_LINGER2, &zero, sizeof zero);
 	c->lingering = true;
 	c->sreq.data = c;
 	if (stream(c) == NULL || uv_shutdown(&c->sreq, stream(c), shutdown_cb) < 0)

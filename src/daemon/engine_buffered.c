@@ -314,6 +314,14 @@ static void buffered_pump(struct transfer *t)
 void buffered_start(struct transfer *t)
 {
 	t->read_pos = t->offset;
+	/* The raw form ends with the close: corked, its last bytes and the
+	 * FIN share a segment, as in sendfile mode. */
+	if (t->req.kind == PROTO_RAW && t->length > 0) {
+		int on = 1;
+
+		(void)setsockopt(conn_fd(t->conn), IPPROTO_TCP, TCP_CORK, &on,
+				 sizeof on);
+	}
 	if (t->length > FERRY_PUMP_BUFFERS * t->buffer_bytes) {
 		t->probing = t->length > FERRY_PROBE_BYTES;
 		transfer_notsent_lowat(t, t->probing ?

@@ -384,6 +384,43 @@ START_TEST(stalled_reader_parks_little)
 }
 END_TEST
 
+/* Sockets in TIME_WAIT (state 06 of /proc/net/tcp) whose local port is
+ * PORT: the server's side of connections it closed. */
+static int time_wait_count(int port)
+{
+	char line[512];
+	unsigned local_port, state;
+	int n = 0;
+	FILE *f = fopen("/proc/net/tcp", "r");
+
+	ck_assert_msg(f != NULL, "/proc/net/tcp: %s", strerror(errno));
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, " %*d: %*8x:%x %*8x:%*x %x", &local_port,
+			   &state) == 2 &&
+		    (int)local_port == port && state == 0x06)
+			n++;
+	fclose(f);
+	return n;
+}
+
+/* A connection ferryd closes itself (the raw form) leaves no TIME_WAIT
+ * behind (the listener's TCP_LINGER2 -1): the client still gets every
+ * byte and the EOF, and its own FIN is answered by a reset. */
+START_TEST(raw_no_time_wait)
+{
+	int before = time_wait_count(d.port), i;
+
+	for (i = 0; i < 5; i++)
+		raw_ok("/one.bin\n", "one.bin", 1);
+	raw_ok("/big.bin\n", "big.bin", H_BIG_BYTES);
+	/* (BEFORE: another process's old connections may have used the
+	 * port; they only go away.) */
+	ck_assert_msg(time_wait_count(d.port) <= before,
+		      "%d sockets of port %d in TIME_WAIT after 6 raw fetches, "
+		      "%d before", time_wait_count(d.port), d.port, before);
+}
+END_TEST
+
 START_TEST(get_ranges)
 {
 	int fd = connect_ok();
@@ -1561,6 +1598,7 @@ static const struct fixture_test daemon_tests[] = {
 	{ "get_evicted", &get_evicted, 60 },
 	{ "get_slow_reader", &get_slow_reader, 60 },
 	{ "stalled_reader_parks_little", &stalled_reader_parks_little, 60 },
+	{ "raw_no_time_wait", &raw_no_time_wait, 60 },
 	{ "get_ranges", &get_ranges, 30 },
 	{ "get_pipelined", &get_pipelined, 60 },
 	{ "list_root", &list_root, 30 },

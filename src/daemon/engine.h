@@ -45,7 +45,10 @@ enum buf_state { BUF_FREE, BUF_READING, BUF_FULL, BUF_WRITING };
  * fetch beside them crawled; a client that reads is through the probe in
  * its first megabyte. */
 #define FERRY_PROBE_BYTES (1ULL << 20)
-#define FERRY_PROBE_LOWAT (64 * 1024)
+/* Twice the largest segment (64 KiB on loopback): the socket is writable
+ * again below half of it, and a corked partial segment (sendfile mode
+ * corks) must not keep it from that. */
+#define FERRY_PROBE_LOWAT (128 * 1024)
 
 struct transfer {
 	struct conn *conn;

@@ -136,7 +136,7 @@ static bool read_cached(struct transfer *t, int i, size_t want)
 
 /* While probing (engine.h), a buffered transfer reads at most this much at
  * a time and nothing ahead while a write waits: a stalled reader holds one
- * small read of a buffer and about 200 KiB of socket. 200 of them cost the
+ * small read of a buffer and about 250 KiB of socket. 200 of them cost the
  * daemon 53 CPU ticks before (mostly faulting in two fresh 256 KiB buffers
  * each) and the first fetch beside them ran at a tenth of its rate. */
 #define FERRY_PROBE_READ (64 * 1024)

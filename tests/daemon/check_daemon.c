@@ -356,9 +356,9 @@ END_TEST
 /* A client that asks for a big file and reads nothing: the transfer
  * probes (engine.h, FERRY_PROBE_BYTES) and gives the kernel little, so its
  * log line says little was sent: the socket's receive buffer (128 KiB
- * here) and the probe's 64 KiB unsent, about 200 KiB in sendfile mode and
- * 256 KiB in buffered mode (one 64 KiB read more), where it was 4 MiB and
- * 768 KiB before the probe. The big file still arrives whole for a client
+ * here) and what the probe leaves unsent (at most 128 KiB, in buffered
+ * mode no more than one 64 KiB read): 250 KiB in sendfile mode and 256 KiB
+ * in buffered mode, where it was 4 MiB and 768 KiB before the probe. The big file still arrives whole for a client
  * that reads. */
 START_TEST(stalled_reader_parks_little)
 {

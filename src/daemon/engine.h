@@ -33,8 +33,6 @@ struct sum_state;
 
 enum buf_state { BUF_FREE, BUF_READING, BUF_FULL, BUF_WRITING };
 
-/* The state of one request: see transfer.h for who allocates and frees
- * it. */
 /* A transfer longer than FERRY_PROBE_BYTES starts by probing its client:
  * until that much has reached the kernel, which a client that reads
  * nothing never lets happen (its receive window and the unsent bytes are
@@ -50,6 +48,8 @@ enum buf_state { BUF_FREE, BUF_READING, BUF_FULL, BUF_WRITING };
  * corks) must not keep it from that. */
 #define FERRY_PROBE_LOWAT (128 * 1024)
 
+/* The state of one request: see transfer.h for who allocates and frees
+ * it. */
 struct transfer {
 	struct conn *conn;
 	struct proto_request req;
@@ -198,6 +198,12 @@ uint64_t transfer_allowance(struct transfer *t, uint64_t want,
 /* TCP_NOTSENT_LOWAT of T's socket: at most BYTES left unsent (0: the
  * system's default, no limit). */
 void transfer_notsent_lowat(struct transfer *t, int bytes);
+
+/* Corks (ON) or uncorks T's socket (TCP_CORK, nginx's tcp_nopush): while
+ * corked only full segments leave, so the OK line and the file's first
+ * bytes share one and none leaves half empty between sends; uncorking, or
+ * the close, sends the tail at once. T->corked says which it is. */
+void transfer_cork(struct transfer *t, bool on);
 
 /* BYTES of a throttled transfer's last grant were not sent (the socket was
  * full, or it failed): they go back to its buckets. */

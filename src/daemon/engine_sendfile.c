@@ -9,8 +9,6 @@
 #include "daemon/engine.h"
 
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -54,20 +52,6 @@ void engine_jobs_queued(int delta)
 {
 	atomic_fetch_add(&jobs_queued, delta);
 	metrics_jobs_queued(delta);
-}
-
-/* Corks the socket while a file is sent, so the OK line and the file's first
- * bytes share segments and no partial segment leaves between sendfile calls
- * (nginx's tcp_nopush); uncorking at the end flushes the tail at once. */
-static void set_cork(struct transfer *t, bool on)
-{
-	int v = on;
-
-	if (t->corked == on)
-		return;
-	if (setsockopt(conn_fd(t->conn), IPPROTO_TCP, TCP_CORK, &v,
-		       sizeof v) == 0)
-		t->corked = on;
 }
 
 /* Whether SOCK became writable before DEADLINE_NS: a job may wait for a
@@ -115,12 +99,9 @@ void sendfile_send(struct transfer *t, bool may_wait)
 	/* Many windows to go: cork, so no partial segment leaves between
 	 * them. The raw form too: its close then sends the last bytes and the
 	 * FIN in one segment. */
-	if (!t->corked && (t->length - t->sent > budget ||
-			   (t->req.kind == PROTO_RAW && t->length > 0))) {
-		int on = 1;
-		if (setsockopt(sock, IPPROTO_TCP, TCP_CORK, &on, sizeof on) == 0)
-			t->corked = true;
-	}
+	if (t->length - t->sent > budget ||
+	    (t->req.kind == PROTO_RAW && t->length > 0))
+		transfer_cork(t, true);
 	while (t->header_sent < t->header_len) {
 		/* MSG_MORE: the OK line shares its segment with the file. */
 		ssize_t n = send(sock, t->header + t->header_sent,
@@ -284,7 +265,7 @@ static void sendfile_complete(struct transfer *t)
 	conn_unwatch(t->conn);
 	/* A kept-alive answer is pushed now; the raw form's close pushes it. */
 	if (t->req.kind != PROTO_RAW)
-		set_cork(t, false);
+		transfer_cork(t, false);
 	transfer_done(t);
 }
 

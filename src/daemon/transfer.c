@@ -162,6 +162,17 @@ void transfer_notsent_lowat(struct transfer *t, int bytes)
 			 &bytes, sizeof bytes);
 }
 
+void transfer_cork(struct transfer *t, bool on)
+{
+	int v = on;
+
+	if (t->corked == on)
+		return;
+	if (setsockopt(conn_fd(t->conn), IPPROTO_TCP, TCP_CORK, &v,
+		       sizeof v) == 0)
+		t->corked = on;
+}
+
 /* ---- answers written whole: LIST, SUM ---- */
 
 /* A LIST answer is written in chunks of this many bytes, each formatted

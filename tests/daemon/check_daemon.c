@@ -78,6 +78,18 @@ static int connect_ok(void)
 	return fd;
 }
 
+/* A connection whose receive buffer is BYTES (the kernel doubles it): a
+ * client that reads slowly, or not at all. */
+static int connect_rcvbuf(int bytes)
+{
+	int fd = connect_ok();
+
+	ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes,
+				    sizeof bytes),
+			 0);
+	return fd;
+}
+
 static void send_ok(int fd, const char *s)
 {
 	int rc = h_send_str(fd, s, LINE_MS);
@@ -332,14 +344,11 @@ START_TEST(get_slow_reader)
 	const uint64_t size = 800 * 1024;
 	const char *path = h_root_path(&d, "slow.bin");
 	struct timespec ts[2] = { { H_MTIME, 0 }, { H_MTIME, 0 } };
-	int fd, small = 4096;
+	int fd;
 
 	ck_assert_int_eq(h_write_random(path, size, 91), 0);
 	ck_assert_int_eq(utimensat(AT_FDCWD, path, ts, 0), 0);
-	fd = connect_ok();
-	ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small,
-				    sizeof small),
-			 0);
+	fd = connect_rcvbuf(4096);
 	send_ok(fd, "GET /slow.bin\nGET /slow.bin 1000\n");
 	/* Long enough for the server to meet the full socket. */
 	usleep(200 * 1000);
@@ -358,20 +367,17 @@ END_TEST
  * log line says little was sent: the socket's receive buffer (128 KiB
  * here) and what the probe leaves unsent (at most 128 KiB, in buffered
  * mode no more than one 64 KiB read): 250 KiB in sendfile mode and 256 KiB
- * in buffered mode, where it was 4 MiB and 768 KiB before the probe. The big file still arrives whole for a client
- * that reads. */
+ * in buffered mode, where it was 4 MiB and 768 KiB before the probe. The
+ * big file still arrives whole for a client that reads. */
 START_TEST(stalled_reader_parks_little)
 {
 	static const char *const needles[] = { "path=/big.bin ", "status=499",
 					       NULL };
 	char line[1024];
 	uint64_t bytes;
-	int fd, rcvbuf = 64 * 1024;
+	int fd;
 
-	fd = connect_ok();
-	ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf,
-				    sizeof rcvbuf),
-			 0);
+	fd = connect_rcvbuf(64 * 1024);
 	send_ok(fd, "/big.bin\n");
 	usleep(500 * 1000);
 	close(fd);

@@ -38,7 +38,8 @@ static int metrics_port;
  * next. */
 static bool one_per_client;
 /* workers is 2: a client has its bytes before the worker that sent them
- * has counted the request, and the scrape may be answered by the other. */
+ * has counted the request, and the scrape may be answered by the other.
+ * Only setup_workers sets it, and teardown clears it. */
 static bool two_workers;
 
 /* ---- the daemon ---------------------------------------------------------- */
@@ -74,14 +75,12 @@ static void start_with(const char *overrides)
 static void setup(void)
 {
 	one_per_client = true;
-	two_workers = false;
 	start_with("metrics.listen=127.0.0.1:0;limits.per_client=1");
 }
 
 static void setup_hostile(void)
 {
 	one_per_client = false;
-	two_workers = false;
 	start_with("metrics.listen=127.0.0.1:0");
 }
 
@@ -94,6 +93,7 @@ static void setup_workers(void)
 
 static void teardown(void)
 {
+	two_workers = false;
 	fixture_teardown(&d, STOP_MS);
 }
 
